@@ -1,0 +1,110 @@
+//! Rule settings of each game. They are part of a match's identity: written into the replay
+//! header, so a replay re-simulates with exactly the rules it was played with.
+
+use serde::{Deserialize, Serialize};
+
+/// The settings of one match's game. The variant names the game.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GameConfig {
+    Arena(ArenaConfig),
+    Drift(DriftConfig),
+}
+
+impl GameConfig {
+    /// The game's name as used on the command line and in `POST /matches`.
+    pub fn game_name(&self) -> &'static str {
+        match self {
+            GameConfig::Arena(_) => "arena",
+            GameConfig::Drift(_) => "drift",
+        }
+    }
+
+    /// The default settings of the game called `name`, or `None` for an unknown game.
+    pub fn default_for(name: &str) -> Option<GameConfig> {
+        match name {
+            "arena" => Some(GameConfig::Arena(ArenaConfig::default())),
+            "drift" => Some(GameConfig::Drift(DriftConfig::default())),
+            _ => None,
+        }
+    }
+
+    /// How many players the match takes.
+    pub fn max_players(&self) -> u32 {
+        match self {
+            GameConfig::Arena(c) => c.max_players,
+            GameConfig::Drift(c) => c.max_players,
+        }
+    }
+}
+
+/// Arena rules. Lengths in millimetres, speeds in mm per tick, durations in ticks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ArenaConfig {
+    pub max_players: u32,
+    pub width_mm: i32,
+    pub height_mm: i32,
+    pub player_radius_mm: i32,
+    pub max_speed_mm_per_tick: i32,
+    pub projectile_speed_mm_per_tick: i32,
+    pub projectile_radius_mm: i32,
+    pub projectile_ttl_ticks: u64,
+    pub fire_cooldown_ticks: u64,
+    pub projectile_damage: i32,
+    pub max_health: i32,
+    pub respawn_delay_ticks: u64,
+    pub pickup_interval_ticks: u64,
+    pub max_pickups: u32,
+    pub pickup_heal: i32,
+    pub pickup_radius_mm: i32,
+    pub score_limit: u32,
+    pub time_limit_ticks: u64,
+}
+
+impl Default for ArenaConfig {
+    fn default() -> Self {
+        ArenaConfig {
+            max_players: 16,
+            width_mm: 40_000,
+            height_mm: 40_000,
+            player_radius_mm: 500,
+            max_speed_mm_per_tick: 100,
+            projectile_speed_mm_per_tick: 400,
+            projectile_radius_mm: 100,
+            projectile_ttl_ticks: 90,
+            fire_cooldown_ticks: 15,
+            projectile_damage: 25,
+            max_health: 100,
+            respawn_delay_ticks: 120,
+            pickup_interval_ticks: 300,
+            max_pickups: 4,
+            pickup_heal: 25,
+            pickup_radius_mm: 600,
+            score_limit: 25,
+            time_limit_ticks: 60 * 60 * 10,
+        }
+    }
+}
+
+/// Drift rules: players nudge themselves around a bounded plane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DriftConfig {
+    pub max_players: u32,
+    pub width_mm: i32,
+    pub height_mm: i32,
+    /// The largest |dx| or |dy| one input may ask for.
+    pub max_step_mm: i32,
+}
+
+impl Default for DriftConfig {
+    fn default() -> Self {
+        DriftConfig {
+            max_players: 8,
+            width_mm: 100_000,
+            height_mm: 100_000,
+            max_step_mm: 1_000,
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Every type of tickforge that crosses a wire or a file, and the one codec that encodes them.
+//!
+//! What this crate owns:
+//! - [`ids`]: the id newtypes (`MatchId`, `PlayerId`, `EntityId`, `Seq`, `Tick`, `CommandId`).
+//!   A bevy `Entity` never leaves the server; the wire and the log speak [`EntityId`].
+//! - [`command`]: commands, the intents a player sends (`Move`, `Fire`, `Drift`, …), and
+//!   [`Rejection`]s, which name the rule a refused command broke.
+//! - [`event`]: events, the facts the server decided (`PlayerJoined`, `ProjectileFired`, …), in
+//!   an [`Event`] envelope that carries `match_id`, `seq`, `tick` and a schema version.
+//! - [`state`]: component values, [`Delta`]s, client [`Snapshot`]s and full [`SimSnapshot`]s.
+//! - [`config`]: per-game rule settings, which are part of a match's identity.
+//! - [`message`]: the client, server and spectator message envelopes and [`PROTOCOL_VERSION`].
+//! - [`codec`]: MessagePack encoding and the only decoder, with its size and nesting limits.
+//!
+//! What it must not depend on: tokio, bevy, any I/O. It is plain data plus a codec, so a
+//! client, a tool or a test can use it without pulling in the engine.
+
+pub mod codec;
+pub mod command;
+pub mod config;
+pub mod event;
+pub mod ids;
+pub mod message;
+pub mod state;
+
+pub use codec::{DecodeError, DecodeLimits, EncodeError, decode, decode_with, encode, encode_into};
+pub use command::{Command, Rejection, Rule};
+pub use config::{ArenaConfig, DriftConfig, GameConfig};
+pub use event::{Cause, EVENT_SCHEMA_VERSION, EndReason, Event, EventKind, RejectedCommand};
+pub use ids::{CommandId, EntityId, MatchId, PlayerId, Seq, Tick};
+pub use message::{ClientMessage, CloseCode, PROTOCOL_VERSION, ServerMessage, SpectatorMessage};
+pub use state::{ComponentValue, Delta, EntityState, SimSnapshot, Snapshot, StateHash};

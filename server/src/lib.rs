@@ -1,0 +1,17 @@
+//! The tickforge engine.
+//!
+//! What this crate owns:
+//! - [`sim`]: the deterministic core: one match's bevy_ecs world, its fixed-step schedule, the
+//!   event sequencer, state hashes, snapshots and deltas. No I/O.
+//! - [`game`]: the [`game::Game`] seam and the two games, `arena` (reference) and `drift`
+//!   (benchmark). The rest of the engine never names a game.
+//! - [`headless`]: plays a whole match in-process with scripted bots; used by tests, benches
+//!   and tools.
+//!
+//! It depends on `tickforge-protocol` for every type that crosses a wire or a file.
+
+pub mod game;
+pub mod headless;
+pub mod sim;
+
+pub use sim::{CommandInput, MatchSetup, Sim, TickReport};

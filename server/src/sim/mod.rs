@@ -1,0 +1,589 @@
+//! The deterministic core: one match's world and the only code that changes it.
+//!
+//! Same setup + same events ⇒ same world and same hashes, on any machine.
+//! Allowed here: bevy_ecs, tickforge-protocol, the seeded match RNG ([`world::MatchRng`]).
+//! Not allowed: tokio, clocks, thread RNGs, `HashMap`/`HashSet` iteration, floats in state,
+//! any I/O (`clippy.toml` bans the APIs). Like raft-rs, the core *returns* what happened
+//! ([`TickReport`]); the caller logs it, sends it and stores it.
+//!
+//! A bevy `Entity` never leaves this module's world: everything outside speaks
+//! [`EntityId`], a stable id allocated in event order.
+
+pub mod hash;
+mod registry;
+pub mod world;
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::{LogLevel, ScheduleBuildSettings, ScheduleLabel, SingleThreadedExecutor};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tickforge_protocol::{
+    Cause, Command, CommandId, ComponentValue, Delta, EVENT_SCHEMA_VERSION, EntityId, EntityState,
+    Event, EventKind, GameConfig, MatchId, PlayerId, RejectedCommand, Rejection, Seq, SimSnapshot,
+    Snapshot, StateHash, Tick,
+};
+
+pub use hash::StateHasher;
+pub use registry::SimComponent;
+use registry::{Entry, Registered};
+use world::{
+    Clock, Despawned, GameHandle, IdIndex, MatchInfo, MatchRng, NextEntityId, PendingEvents,
+    PlayerIndex, PlayerInfo,
+};
+
+use crate::game::{self, Game};
+
+/// What a match is made from: the same setup always gives the same match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchSetup {
+    pub match_id: MatchId,
+    pub seed: u64,
+    pub tick_rate_hz: u32,
+    pub game: GameConfig,
+}
+
+/// One command as it reaches the tick: who sent it, its per-session id, what it asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandInput {
+    pub player: PlayerId,
+    pub id: CommandId,
+    pub command: Command,
+}
+
+/// The outcome of one command, in input order, for its sender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandOutcome {
+    pub player: PlayerId,
+    pub id: CommandId,
+    pub result: Result<(), Rejection>,
+}
+
+/// Everything one tick produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TickReport {
+    pub tick: Tick,
+    /// Sequenced and applied, decided events first, then derived ones.
+    pub events: Vec<Event>,
+    pub outcomes: Vec<CommandOutcome>,
+    /// The audit trail: every refused command with its rule.
+    pub rejections: Vec<RejectedCommand>,
+    pub hash: StateHash,
+}
+
+/// A state hash with its parts: one per registered component, plus `engine` (tick, id
+/// allocator, RNG position, entity ids). When two runs diverge the parts say where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashReport {
+    pub total: StateHash,
+    pub parts: Vec<(&'static str, StateHash)>,
+}
+
+impl HashReport {
+    /// Names of the parts that differ between two reports.
+    pub fn differing_parts(&self, other: &HashReport) -> Vec<&'static str> {
+        self.parts
+            .iter()
+            .zip(&other.parts)
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, _)| a.0)
+            .collect()
+    }
+}
+
+/// Why a simulation could not be built or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("the {game} schedule is invalid: {detail}")]
+    Schedule { game: &'static str, detail: String },
+    #[error("snapshot of match {found} cannot be restored into match {expected}")]
+    WrongMatch { expected: MatchId, found: MatchId },
+    #[error("snapshot entity {entity} has a component no registered type accepts: {component}")]
+    UnknownComponent {
+        entity: EntityId,
+        component: &'static str,
+    },
+}
+
+/// The label of every match's fixed-step schedule.
+#[derive(ScheduleLabel, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FixedStep;
+
+/// One match's world, its fixed-step schedule, and its event sequencer.
+pub struct Sim {
+    world: World,
+    schedule: Schedule,
+    game: Arc<dyn Game>,
+    setup: MatchSetup,
+    components: Vec<Box<dyn Registered>>,
+    last_seq: Seq,
+    scratch: Vec<(EntityId, ComponentValue)>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("game", &self.game.name())
+            .field("match_id", &self.setup.match_id)
+            .field("tick", &self.now())
+            .field("last_seq", &self.last_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a game registers while a [`Sim`] is built.
+pub struct GameSetup<'a> {
+    world: &'a mut World,
+    schedule: &'a mut Schedule,
+    components: &'a mut Vec<Box<dyn Registered>>,
+}
+
+impl std::fmt::Debug for GameSetup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GameSetup").finish_non_exhaustive()
+    }
+}
+
+impl GameSetup<'_> {
+    /// Register a state component (hashed, snapshotted, and diffed if public).
+    /// Registration order is part of the rules: it orders hash parts and snapshot values.
+    pub fn component<C: SimComponent>(&mut self) -> &mut Self {
+        let entry = Entry::<C>::new(self.world);
+        self.components.push(Box::new(entry));
+        self
+    }
+
+    /// Add systems to the fixed-step schedule. Systems that emit events must be ordered
+    /// (`.chain()`): ambiguity detection is an error.
+    pub fn systems<M>(
+        &mut self,
+        systems: impl IntoScheduleConfigs<ScheduleSystem, M>,
+    ) -> &mut Self {
+        self.schedule.add_systems(systems);
+        self
+    }
+
+    /// The world, to insert the game's resources and the match entity's components.
+    pub fn world(&mut self) -> &mut World {
+        self.world
+    }
+}
+
+use bevy_ecs::system::ScheduleSystem;
+
+/// Apply the events systems have emitted so far. Games put this between systems whose later
+/// members must see the earlier ones' facts (a player killed by a projectile cannot then pick
+/// up health in the same tick); [`Sim::step`] also runs it last.
+pub fn apply_pending_events(world: &mut World) {
+    let queue = std::mem::take(&mut world.resource_mut::<PendingEvents>().queue);
+    if queue.is_empty() {
+        return;
+    }
+    let game = world.resource::<GameHandle>().0.clone();
+    for kind in queue {
+        apply_kind(world, &*game, &kind);
+        world.resource_mut::<PendingEvents>().applied.push(kind);
+    }
+}
+
+/// The one place a fact changes the world: engine bookkeeping, then the game's own apply.
+fn apply_kind(world: &mut World, game: &dyn Game, kind: &EventKind) {
+    match kind {
+        EventKind::PlayerJoined {
+            player,
+            entity,
+            name,
+        } => {
+            world::spawn_with_id(world, *entity).insert(PlayerInfo {
+                player: *player,
+                name: name.clone(),
+            });
+            world
+                .resource_mut::<PlayerIndex>()
+                .0
+                .insert(*player, *entity);
+        }
+        EventKind::PlayerLeft { player, entity } => {
+            world.resource_mut::<PlayerIndex>().0.remove(player);
+            world::despawn_by_id(world, *entity);
+        }
+        _ => {}
+    }
+    game.apply(world, kind);
+}
+
+impl SimComponent for PlayerInfo {
+    const NAME: &'static str = "player";
+    const PUBLIC: bool = true;
+    fn to_value(&self) -> ComponentValue {
+        ComponentValue::Player {
+            player: self.player,
+            name: self.name.clone(),
+        }
+    }
+    fn from_value(value: &ComponentValue) -> Option<Self> {
+        match value {
+            ComponentValue::Player { player, name } => Some(PlayerInfo {
+                player: *player,
+                name: name.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Sim {
+    /// A fresh match at tick 0: no players, the game's match entity, the RNG at its seed.
+    pub fn new(setup: &MatchSetup) -> Result<Sim, SimError> {
+        let mut sim = Sim::empty(setup)?;
+        let game = sim.game.clone();
+        game.init_match(&mut sim.world);
+        sim.world.clear_trackers();
+        Ok(sim)
+    }
+
+    /// Restore a simulation from a full snapshot; continuing it gives the same hashes as the
+    /// run it was taken from.
+    pub fn restore(setup: &MatchSetup, snapshot: &SimSnapshot) -> Result<Sim, SimError> {
+        if snapshot.match_id != setup.match_id {
+            return Err(SimError::WrongMatch {
+                expected: setup.match_id,
+                found: snapshot.match_id,
+            });
+        }
+        let mut sim = Sim::empty(setup)?;
+        sim.world.resource_mut::<Clock>().now = snapshot.tick.next();
+        sim.world
+            .resource_mut::<MatchRng>()
+            .set_words(snapshot.rng_words);
+        sim.last_seq = snapshot.seq;
+        for state in &snapshot.entities {
+            let mut entity = world::spawn_with_id(&mut sim.world, state.id);
+            for value in &state.components {
+                if !sim.components.iter().any(|c| c.insert(&mut entity, value)) {
+                    return Err(SimError::UnknownComponent {
+                        entity: state.id,
+                        component: value.name(),
+                    });
+                }
+            }
+            if let Some(ComponentValue::Player { player, .. }) = state.get("player") {
+                sim.world
+                    .resource_mut::<PlayerIndex>()
+                    .0
+                    .insert(*player, state.id);
+            }
+        }
+        sim.world.resource_mut::<NextEntityId>().0 = snapshot.next_entity;
+        sim.world.clear_trackers();
+        Ok(sim)
+    }
+
+    fn empty(setup: &MatchSetup) -> Result<Sim, SimError> {
+        let game = game::instantiate(&setup.game);
+        let mut world = World::new();
+        world.insert_resource(Clock { now: Tick(1) });
+        world.insert_resource(MatchInfo {
+            match_id: setup.match_id,
+        });
+        world.insert_resource(MatchRng::from_seed(setup.seed));
+        world.insert_resource(NextEntityId(EntityId(1)));
+        world.init_resource::<IdIndex>();
+        world.init_resource::<PlayerIndex>();
+        world.init_resource::<PendingEvents>();
+        world.init_resource::<Despawned>();
+        world.insert_resource(GameHandle(game.clone()));
+
+        let mut schedule = Schedule::new(FixedStep);
+        schedule.set_executor(SingleThreadedExecutor::new());
+        schedule.set_build_settings(ScheduleBuildSettings {
+            ambiguity_detection: LogLevel::Error,
+            ..Default::default()
+        });
+
+        let mut components: Vec<Box<dyn Registered>> = Vec::new();
+        components.push(Box::new(Entry::<PlayerInfo>::new(&mut world)));
+        game.setup(&mut GameSetup {
+            world: &mut world,
+            schedule: &mut schedule,
+            components: &mut components,
+        });
+        if let Err(e) = schedule.initialize(&mut world) {
+            let detail = e.to_string(schedule.graph(), &world);
+            return Err(SimError::Schedule {
+                game: game.name(),
+                detail,
+            });
+        }
+        Ok(Sim {
+            world,
+            schedule,
+            game,
+            setup: setup.clone(),
+            components,
+            last_seq: Seq(0),
+            scratch: Vec::new(),
+        })
+    }
+}
+
+impl Sim {
+    /// The tick that runs next (events decided now are stamped with it).
+    pub fn now(&self) -> Tick {
+        world::now(&self.world)
+    }
+
+    /// The last tick that completed (0 before the first).
+    pub fn last_tick(&self) -> Tick {
+        Tick(self.now().0 - 1)
+    }
+
+    /// The last seq handed out.
+    pub fn last_seq(&self) -> Seq {
+        self.last_seq
+    }
+
+    pub fn setup(&self) -> &MatchSetup {
+        &self.setup
+    }
+
+    pub fn game(&self) -> &dyn Game {
+        &*self.game
+    }
+
+    /// Read access to the world, for tests, tools and bots that inspect state.
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The stable id of a player's entity, if they are in the match.
+    pub fn player_entity(&self, player: PlayerId) -> Option<EntityId> {
+        world::player_entity(&self.world, player)
+    }
+
+    /// Ask the game whether a command becomes events. Pure: the world is not touched.
+    pub fn decide(
+        &self,
+        player: PlayerId,
+        id: CommandId,
+        command: &Command,
+    ) -> Result<Vec<EventKind>, Rejection> {
+        self.game.decide(&self.world, player, id, command)
+    }
+
+    /// Apply one sequenced event: the only way a decided fact changes the world.
+    pub fn apply(&mut self, event: &Event) {
+        self.last_seq = self.last_seq.max(event.seq);
+        apply_kind(&mut self.world, &*self.game, &event.kind);
+    }
+
+    /// Run the fixed-step schedule for the current tick. Events the systems derive are applied
+    /// as they arise and returned in order, for the caller to sequence.
+    pub fn step(&mut self) -> Vec<EventKind> {
+        self.schedule.run(&mut self.world);
+        apply_pending_events(&mut self.world);
+        std::mem::take(&mut self.world.resource_mut::<PendingEvents>().applied)
+    }
+
+    /// Finish the current tick: hash the world and move the clock on.
+    pub fn end_tick(&mut self) -> StateHash {
+        let hash = self.state_hash();
+        self.world.resource_mut::<Clock>().now = self.now().next();
+        hash
+    }
+
+    /// Wrap an event kind in its envelope with the next seq.
+    pub fn sequence(&mut self, cause: Cause, kind: EventKind) -> Event {
+        self.last_seq = self.last_seq.next();
+        Event {
+            match_id: self.setup.match_id,
+            seq: self.last_seq,
+            tick: self.now(),
+            v: EVENT_SCHEMA_VERSION,
+            cause,
+            kind,
+        }
+    }
+
+    /// Run one whole tick over the commands that arrived for it.
+    ///
+    /// Phases, in order:
+    /// 1. take the commands in arrival order;
+    /// 2. `Game::decide` each one against the world as it stands (earlier commands of this
+    ///    tick already applied) ⇒ events, or a rejection for its sender and the audit trail;
+    /// 3. sequence each event (seq = last + 1, no gaps);
+    /// 4. apply it;
+    /// 5. run the fixed-step schedule; its derived events are sequenced and applied too;
+    /// 6. hash the world and close the tick.
+    ///
+    /// Logging the report and broadcasting the delta are the caller's phases 7 and 8.
+    pub fn run_tick(&mut self, commands: impl IntoIterator<Item = CommandInput>) -> TickReport {
+        let tick = self.now();
+        let mut events = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut rejections = Vec::new();
+        for input in commands {
+            let result = match self.decide(input.player, input.id, &input.command) {
+                Ok(kinds) => {
+                    for kind in kinds {
+                        let cause = Cause::Command {
+                            player: input.player,
+                            id: input.id,
+                        };
+                        let event = self.sequence(cause, kind);
+                        self.apply(&event);
+                        events.push(event);
+                    }
+                    Ok(())
+                }
+                Err(rejection) => {
+                    rejections.push(RejectedCommand {
+                        tick,
+                        player: input.player,
+                        id: input.id,
+                        command: input.command,
+                        rule: rejection.rule,
+                        detail: rejection.detail.clone(),
+                    });
+                    Err(rejection)
+                }
+            };
+            outcomes.push(CommandOutcome {
+                player: input.player,
+                id: input.id,
+                result,
+            });
+        }
+        for kind in self.step() {
+            let event = self.sequence(Cause::Rules, kind);
+            events.push(event);
+        }
+        let hash = self.end_tick();
+        TickReport {
+            tick,
+            events,
+            outcomes,
+            rejections,
+            hash,
+        }
+    }
+
+    /// True once the match has ended (a `MatchEnded` event was applied).
+    pub fn is_over(&self) -> bool {
+        self.game.is_over(&self.world)
+    }
+
+    /// The state hash of the world as it stands.
+    pub fn state_hash(&mut self) -> StateHash {
+        self.hash_report().total
+    }
+
+    /// The state hash with one part per component and one for the engine.
+    pub fn hash_report(&mut self) -> HashReport {
+        let mut parts = Vec::with_capacity(self.components.len() + 1);
+        let mut engine = StateHasher::new();
+        engine.u64(self.now().0);
+        engine.u32(self.world.resource::<NextEntityId>().0.0);
+        engine.u64(self.world.resource::<MatchRng>().words());
+        for id in self.world.resource::<IdIndex>().0.keys() {
+            engine.u32(id.0);
+        }
+        parts.push(("engine", engine.finish()));
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for component in &mut self.components {
+            scratch.clear();
+            component.collect_all(&self.world, &mut scratch);
+            scratch.sort_unstable_by_key(|(id, _)| *id);
+            let mut h = StateHasher::new();
+            for (id, value) in &scratch {
+                h.u32(id.0);
+                h.value(value);
+            }
+            parts.push((component.name(), h.finish()));
+        }
+        self.scratch = scratch;
+        let mut total = StateHasher::new();
+        for (_, part) in &parts {
+            total.u64(part.0);
+        }
+        HashReport {
+            total: total.finish(),
+            parts,
+        }
+    }
+
+    /// Every entity with its values, sorted by id; private components only if asked for.
+    fn entity_states(&mut self, include_private: bool) -> Vec<EntityState> {
+        let mut by_entity: BTreeMap<EntityId, Vec<ComponentValue>> = BTreeMap::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for component in &mut self.components {
+            if !include_private && !component.public() {
+                continue;
+            }
+            scratch.clear();
+            component.collect_all(&self.world, &mut scratch);
+            scratch.sort_unstable_by_key(|(id, _)| *id);
+            for (id, value) in scratch.drain(..) {
+                by_entity.entry(id).or_default().push(value);
+            }
+        }
+        self.scratch = scratch;
+        // Entities with no registered component still exist and are part of the state.
+        for id in self.world.resource::<IdIndex>().0.keys() {
+            by_entity.entry(*id).or_default();
+        }
+        by_entity
+            .into_iter()
+            .map(|(id, components)| EntityState { id, components })
+            .collect()
+    }
+
+    /// The complete state as of the last completed tick.
+    pub fn snapshot(&mut self) -> SimSnapshot {
+        SimSnapshot {
+            match_id: self.setup.match_id,
+            tick: self.last_tick(),
+            seq: self.last_seq,
+            next_entity: self.world.resource::<NextEntityId>().0,
+            rng_words: self.world.resource::<MatchRng>().words(),
+            entities: self.entity_states(true),
+        }
+    }
+
+    /// The public state as of the last completed tick: what a joining client is sent.
+    pub fn client_snapshot(&mut self) -> Snapshot {
+        Snapshot {
+            tick: self.last_tick(),
+            seq: self.last_seq,
+            entities: self.entity_states(false),
+        }
+    }
+
+    /// Public component values changed since the previous call, and entities removed.
+    pub fn take_delta(&mut self) -> Delta {
+        let mut by_entity: BTreeMap<EntityId, Vec<ComponentValue>> = BTreeMap::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for component in &mut self.components {
+            if !component.public() {
+                continue;
+            }
+            scratch.clear();
+            component.collect_changed(&self.world, &mut scratch);
+            for (id, value) in scratch.drain(..) {
+                by_entity.entry(id).or_default().push(value);
+            }
+        }
+        self.scratch = scratch;
+        let removed = std::mem::take(&mut self.world.resource_mut::<Despawned>().0);
+        let changed = by_entity
+            .into_iter()
+            .filter(|(id, _)| world::lookup(&self.world, *id).is_some())
+            .map(|(id, components)| EntityState { id, components })
+            .collect();
+        Delta {
+            tick: self.last_tick(),
+            seq: self.last_seq,
+            changed,
+            removed,
+        }
+    }
+}
