@@ -256,7 +256,10 @@ impl Sim {
             .resource_mut::<MatchRng>()
             .set_words(snapshot.rng_words);
         sim.last_seq = snapshot.seq;
-        for state in &snapshot.entities {
+        // Spawned in reverse id order on purpose: bevy's storage order then differs from the
+        // original run's, so a system that iterates in storage order instead of stable-id
+        // order diverges after a restore, and the restore tests catch it.
+        for state in snapshot.entities.iter().rev() {
             let mut entity = world::spawn_with_id(&mut sim.world, state.id);
             for value in &state.components {
                 if !sim.components.iter().any(|c| c.insert(&mut entity, value)) {
