@@ -590,3 +590,53 @@ fn drift_validates_its_own_commands() {
         Rule::WrongGame,
     );
 }
+
+#[test]
+fn storage_order_never_decides_an_outcome() {
+    // Three players, all due to respawn on the next tick, restored twice: once from the
+    // snapshot as taken and once with its entity list reversed, which lays bevy's storage out
+    // in the opposite order. Every system must visit entities in stable-id order, so both
+    // must draw the same spawn spots from the RNG.
+    let mut sim = Sim::new(&arena()).expect("sim builds");
+    sim.run_tick(
+        (1..=3)
+            .map(|p| {
+                input(
+                    p,
+                    1,
+                    Command::Join {
+                        name: format!("p{p}"),
+                    },
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    let mut snapshot = sim.snapshot();
+    let due = snapshot.tick.next();
+    for entity in &mut snapshot.entities {
+        for value in &mut entity.components {
+            if let ComponentValue::Health { hp, respawn_at } = value {
+                *hp = 0;
+                *respawn_at = Some(due);
+            }
+        }
+    }
+    let mut reversed = snapshot.clone();
+    reversed.entities.reverse();
+    let mut a = Sim::restore(&arena(), &snapshot).expect("restores");
+    let mut b = Sim::restore(&arena(), &reversed).expect("restores");
+    let (ra, rb) = (a.run_tick(vec![]), b.run_tick(vec![]));
+    let spawns = ra
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::PlayerSpawned { .. }))
+        .count();
+    assert_eq!(
+        spawns, 3,
+        "all three players should respawn on the tick they were due"
+    );
+    assert_eq!(
+        ra, rb,
+        "the order entities are stored in must not change who spawns where"
+    );
+}
