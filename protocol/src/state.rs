@@ -31,9 +31,15 @@ pub enum ComponentValue {
     /// Arena: the first tick at which the player may fire again.
     #[serde(rename = "cooldown")]
     Cooldown { ready_at: Tick },
-    /// Arena: a projectile, who fired it, and when it expires.
+    /// Arena: a projectile, who fired it, and when. A projectile's `pos` and `vel` are where
+    /// and how fast it was fired at `fired_at` and never change afterwards (so projectiles cost
+    /// nothing in deltas): at tick `t` it is at `pos + vel × (t − fired_at)`.
     #[serde(rename = "projectile")]
-    Projectile { shooter: EntityId, expires_at: Tick },
+    Projectile {
+        shooter: EntityId,
+        fired_at: Tick,
+        expires_at: Tick,
+    },
     /// Arena: a health pickup.
     #[serde(rename = "pickup")]
     Pickup { heal: i32 },

@@ -132,6 +132,7 @@ pub fn all_components() -> Vec<ComponentValue> {
         },
         ComponentValue::Projectile {
             shooter: EntityId(2),
+            fired_at: Tick(121),
             expires_at: Tick(211),
         },
         ComponentValue::Pickup { heal: 25 },

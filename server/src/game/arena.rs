@@ -8,14 +8,14 @@
 //! Fixed-step systems, in order (each `apply_pending_events` makes the facts so far true
 //! before the next systems look):
 //! 1. `respawn_players` ⇒ `PlayerSpawned`            → apply
-//! 2. `move_players`, `move_projectiles` (state only; velocities come from events)
+//! 2. `move_players` (state only; velocities come from events; projectiles are not moved:
+//!    their position is computed from where and when they were fired)
 //! 3. `projectile_hits` ⇒ `PlayerHit`, `PlayerKilled`, `ProjectileExpired` → apply
 //! 4. `collect_pickups` ⇒ `PickupCollected`           → apply
 //! 5. `spawn_pickups` ⇒ `PickupSpawned`               → apply
 //! 6. `check_match_end` ⇒ `MatchEnded`                → apply
 
 use bevy_ecs::prelude::*;
-use std::collections::BTreeMap;
 use tickforge_protocol::{
     ArenaConfig, Command, CommandId, ComponentValue, EndReason, EntityId, EventKind, PlayerId,
     Rejection, Rule, Tick,
@@ -63,9 +63,25 @@ pub struct Cooldown {
 }
 
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+/// A projectile's `Position` and `Velocity` are where and how fast it was fired at
+/// `fired_at`; they never change, so projectiles cost nothing in deltas. Its position at tick
+/// `t` is `pos + vel × (t − fired_at)` ([`Projectile::position_at`]).
 pub struct Projectile {
     pub shooter: EntityId,
+    pub fired_at: Tick,
     pub expires_at: Tick,
+}
+
+impl Projectile {
+    /// Where a projectile fired from `origin` at `velocity` is at tick `now`, in i64 so that
+    /// a long flight cannot overflow.
+    pub fn position_at(&self, origin: Position, velocity: Velocity, now: Tick) -> (i64, i64) {
+        let age = now.0.saturating_sub(self.fired_at.0) as i64;
+        (
+            i64::from(origin.x) + i64::from(velocity.vx) * age,
+            i64::from(origin.y) + i64::from(velocity.vy) * age,
+        )
+    }
 }
 
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +123,7 @@ sim_component!(
     true,
     Projectile {
         shooter,
+        fired_at,
         expires_at
     }
 );
@@ -234,7 +251,6 @@ impl Game for Arena {
                 respawn_players,
                 apply_pending_events,
                 move_players,
-                move_projectiles,
                 projectile_hits,
                 apply_pending_events,
                 collect_pickups,
@@ -343,6 +359,7 @@ impl Game for Arena {
                     Velocity { vx, vy },
                     Projectile {
                         shooter,
+                        fired_at: now,
                         expires_at: now.after(rules.projectile_ttl_ticks),
                     },
                 ));
@@ -472,13 +489,6 @@ fn move_players(rules: Res<Rules>, mut players: Query<(&mut Position, &Velocity,
     }
 }
 
-fn move_projectiles(mut projectiles: Query<(&mut Position, &Velocity), With<Projectile>>) {
-    for (mut pos, vel) in &mut projectiles {
-        pos.x = pos.x.saturating_add(vel.vx);
-        pos.y = pos.y.saturating_add(vel.vy);
-    }
-}
-
 fn distance_sq(a: Position, b: Position) -> i64 {
     (i64::from(a.x) - i64::from(b.x)).pow(2) + (i64::from(a.y) - i64::from(b.y)).pow(2)
 }
@@ -487,41 +497,54 @@ fn projectile_hits(
     clock: Res<Clock>,
     rules: Res<Rules>,
     mut out: ResMut<PendingEvents>,
-    projectiles: Query<(&StableId, &Position, &Projectile)>,
+    projectiles: Query<(&StableId, &Position, &Velocity, &Projectile)>,
     players: Query<(&StableId, &Position, &Health), With<PlayerInfo>>,
 ) {
     let rules = &rules.0;
     let reach = i64::from(rules.player_radius_mm + rules.projectile_radius_mm);
-    // hp as it will be after this tick's hits, so two hits in one tick add up.
-    let mut living: BTreeMap<EntityId, (Position, i32)> = players
+    // Living players sorted by x (then id), with their hp as it will be after this tick's
+    // hits so that two hits in one tick add up. A projectile tests only the players within
+    // reach on x: O(projectiles × log players) rather than a full cross product.
+    let mut living: Vec<(Position, EntityId, i32)> = players
         .iter()
         .filter(|(_, _, h)| h.alive())
-        .map(|(id, pos, h)| (id.0, (*pos, h.hp)))
+        .map(|(id, pos, h)| (*pos, id.0, h.hp))
         .collect();
+    living.sort_unstable_by_key(|(pos, id, _)| (pos.x, *id));
     let shots = world::by_id(
         projectiles
             .iter()
-            .map(|(id, pos, p)| (id.0, (*pos, *p)))
+            .map(|(id, pos, vel, p)| (id.0, (*pos, *vel, *p)))
             .collect(),
     );
-    for (projectile, (pos, shot)) in shots {
-        let outside = pos.x < 0 || pos.y < 0 || pos.x > rules.width_mm || pos.y > rules.height_mm;
+    for (projectile, (origin, velocity, shot)) in shots {
+        let (x, y) = shot.position_at(origin, velocity, clock.now);
+        let outside =
+            x < 0 || y < 0 || x > i64::from(rules.width_mm) || y > i64::from(rules.height_mm);
         if clock.now >= shot.expires_at || outside {
             out.emit(EventKind::ProjectileExpired { projectile });
             continue;
         }
-        let hit = living
-            .iter()
-            .find(|(target, (at, hp))| {
-                **target != shot.shooter && *hp > 0 && distance_sq(pos, *at) <= reach * reach
-            })
-            .map(|(target, _)| *target);
-        let Some(target) = hit else { continue };
-        let Some((_, hp)) = living.get_mut(&target) else {
-            continue;
-        };
+        // Of the players in reach, the one with the lowest id is hit.
+        let first = living.partition_point(|(pos, _, _)| i64::from(pos.x) < x - reach);
+        let mut hit: Option<usize> = None;
+        for (i, (pos, target, hp)) in living.iter().enumerate().skip(first) {
+            if i64::from(pos.x) > x + reach {
+                break;
+            }
+            let d2 = (i64::from(pos.x) - x).pow(2) + (i64::from(pos.y) - y).pow(2);
+            if *target != shot.shooter
+                && *hp > 0
+                && d2 <= reach * reach
+                && hit.is_none_or(|h| living[h].1 > *target)
+            {
+                hit = Some(i);
+            }
+        }
+        let Some(i) = hit else { continue };
+        let (_, target, hp) = &mut living[i];
         *hp -= rules.projectile_damage;
-        let hp_left = (*hp).max(0);
+        let (target, hp_left) = (*target, (*hp).max(0));
         out.emit(EventKind::PlayerHit {
             target,
             projectile,

@@ -1,20 +1,18 @@
-//! A platform-independent state hasher: every value is written as little-endian bytes into
-//! xxh3-64, so the same world hashes the same on any machine and any Rust version
+//! A platform-independent state hasher: every value is written as little-endian bytes and
+//! hashed with xxh3-64, so the same world hashes the same on any machine and any Rust version
 //! (`std::hash::Hash` promises neither).
+//!
+//! A component's part of the state hash is the wrapping sum of `xxh3(id, value)` over the
+//! entities that have it: a multiset hash, which needs no visiting order and so no sort.
 
-use tickforge_protocol::{ComponentValue, EndReason, StateHash};
-use xxhash_rust::xxh3::Xxh3;
+use tickforge_protocol::{ComponentValue, EndReason, EntityId, StateHash};
+use xxhash_rust::xxh3::xxh3_64;
 
-/// Accumulates canonical bytes of world state.
-#[derive(Clone, Default)]
+/// Accumulates canonical bytes of world state, then hashes them in one go (xxh3 is fastest
+/// on small whole inputs). The buffer is reused across calls.
+#[derive(Clone, Debug, Default)]
 pub struct StateHasher {
-    inner: Xxh3,
-}
-
-impl std::fmt::Debug for StateHasher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateHasher").finish_non_exhaustive()
-    }
+    buf: Vec<u8>,
 }
 
 impl StateHasher {
@@ -23,24 +21,24 @@ impl StateHasher {
     }
 
     pub fn u8(&mut self, v: u8) {
-        self.inner.update(&[v]);
+        self.buf.push(v);
     }
 
     pub fn u32(&mut self, v: u32) {
-        self.inner.update(&v.to_le_bytes());
+        self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
     pub fn i32(&mut self, v: i32) {
-        self.inner.update(&v.to_le_bytes());
+        self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
     pub fn u64(&mut self, v: u64) {
-        self.inner.update(&v.to_le_bytes());
+        self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
     pub fn str(&mut self, v: &str) {
         self.u32(v.len() as u32);
-        self.inner.update(v.as_bytes());
+        self.buf.extend_from_slice(v.as_bytes());
     }
 
     /// `None` and `Some` are told apart by a leading tag byte.
@@ -54,8 +52,18 @@ impl StateHasher {
         }
     }
 
+    /// The hash of everything written so far.
     pub fn finish(&self) -> StateHash {
-        StateHash(self.inner.digest())
+        StateHash(xxh3_64(&self.buf))
+    }
+
+    /// The hash of one entity's value of one component, `xxh3(id, value)`; the buffer is
+    /// cleared first.
+    pub fn element(&mut self, id: EntityId, value: &ComponentValue) -> u64 {
+        self.buf.clear();
+        self.u32(id.0);
+        self.value(value);
+        xxh3_64(&self.buf)
     }
 
     /// Write one component value: a tag byte per variant, then its fields in order.
@@ -93,10 +101,12 @@ impl StateHasher {
             }
             ComponentValue::Projectile {
                 shooter,
+                fired_at,
                 expires_at,
             } => {
                 self.u8(7);
                 self.u32(shooter.0);
+                self.u64(fired_at.0);
                 self.u64(expires_at.0);
             }
             ComponentValue::Pickup { heal } => {

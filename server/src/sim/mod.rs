@@ -117,6 +117,7 @@ pub struct Sim {
     components: Vec<Box<dyn Registered>>,
     last_seq: Seq,
     scratch: Vec<(EntityId, ComponentValue)>,
+    delta_scratch: Vec<(EntityId, usize, ComponentValue)>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -324,6 +325,7 @@ impl Sim {
             setup: setup.clone(),
             components,
             last_seq: Seq(0),
+            delta_scratch: Vec::new(),
             scratch: Vec::new(),
         })
     }
@@ -491,19 +493,11 @@ impl Sim {
             engine.u32(id.0);
         }
         parts.push(("engine", engine.finish()));
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut hasher = StateHasher::new();
         for component in &mut self.components {
-            scratch.clear();
-            component.collect_all(&self.world, &mut scratch);
-            scratch.sort_unstable_by_key(|(id, _)| *id);
-            let mut h = StateHasher::new();
-            for (id, value) in &scratch {
-                h.u32(id.0);
-                h.value(value);
-            }
-            parts.push((component.name(), h.finish()));
+            let part = component.hash_part(&self.world, &mut hasher);
+            parts.push((component.name(), StateHash(part)));
         }
-        self.scratch = scratch;
         let mut total = StateHasher::new();
         for (_, part) in &parts {
             total.u64(part.0);
@@ -563,25 +557,32 @@ impl Sim {
 
     /// Public component values changed since the previous call, and entities removed.
     pub fn take_delta(&mut self) -> Delta {
-        let mut by_entity: BTreeMap<EntityId, Vec<ComponentValue>> = BTreeMap::new();
+        // (entity, registration index, value), sorted, then grouped per entity: values within
+        // an entity keep registration order, as in snapshots.
+        let mut changes = std::mem::take(&mut self.delta_scratch);
         let mut scratch = std::mem::take(&mut self.scratch);
-        for component in &mut self.components {
+        for (index, component) in self.components.iter_mut().enumerate() {
             if !component.public() {
                 continue;
             }
             scratch.clear();
             component.collect_changed(&self.world, &mut scratch);
-            for (id, value) in scratch.drain(..) {
-                by_entity.entry(id).or_default().push(value);
-            }
+            changes.extend(scratch.drain(..).map(|(id, value)| (id, index, value)));
         }
         self.scratch = scratch;
+        changes.sort_by_key(|(id, index, _)| (*id, *index));
+        let mut changed: Vec<EntityState> = Vec::new();
+        for (id, _, value) in changes.drain(..) {
+            match changed.last_mut() {
+                Some(last) if last.id == id => last.components.push(value),
+                _ => changed.push(EntityState {
+                    id,
+                    components: vec![value],
+                }),
+            }
+        }
+        self.delta_scratch = changes;
         let removed = std::mem::take(&mut self.world.resource_mut::<Despawned>().0);
-        let changed = by_entity
-            .into_iter()
-            .filter(|(id, _)| world::lookup(&self.world, *id).is_some())
-            .map(|(id, components)| EntityState { id, components })
-            .collect();
         Delta {
             tick: self.last_tick(),
             seq: self.last_seq,

@@ -7,6 +7,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::system::SystemState;
 use tickforge_protocol::{ComponentValue, EntityId};
 
+use super::hash::StateHasher;
 use super::world::StableId;
 
 /// A component that is part of a match's state.
@@ -24,6 +25,8 @@ pub trait SimComponent: Component + Clone + Send + Sync + 'static {
 pub(crate) trait Registered: Send + Sync {
     fn name(&self) -> &'static str;
     fn public(&self) -> bool;
+    /// This component's part of the state hash: the wrapping sum of `xxh3(id, value)`.
+    fn hash_part(&mut self, world: &World, hasher: &mut StateHasher) -> u64;
     /// Every entity's value, in no particular order.
     fn collect_all(&mut self, world: &World, out: &mut Vec<(EntityId, ComponentValue)>);
     /// Values changed (or added) since the previous call.
@@ -53,6 +56,12 @@ impl<C: SimComponent> Registered for Entry<C> {
 
     fn public(&self) -> bool {
         C::PUBLIC
+    }
+
+    fn hash_part(&mut self, world: &World, hasher: &mut StateHasher) -> u64 {
+        self.all.iter(world).fold(0u64, |sum, (id, c)| {
+            sum.wrapping_add(hasher.element(id.0, &c.to_value()))
+        })
     }
 
     fn collect_all(&mut self, world: &World, out: &mut Vec<(EntityId, ComponentValue)>) {
