@@ -104,7 +104,7 @@ pub fn arena_inputs(sim: &Sim, players: u32, tick: u32) -> Vec<CommandInput> {
             id: CommandId(tick * 2),
             command: Command::Move { entity, vx, vy },
         });
-        if (p + tick) % 8 == 0 {
+        if (p + tick).is_multiple_of(8) {
             out.push(CommandInput {
                 player: PlayerId(p),
                 id: CommandId(tick * 2 + 1),
@@ -124,7 +124,7 @@ pub fn drift_inputs(sim: &Sim, players: u32, tick: u32) -> Vec<CommandInput> {
     (1..=players)
         .filter_map(|p| {
             let entity = sim.player_entity(PlayerId(p))?;
-            let d = if (tick + p) % 2 == 0 { 5 } else { -5 };
+            let d = if (tick + p).is_multiple_of(2) { 5 } else { -5 };
             Some(CommandInput {
                 player: PlayerId(p),
                 id: CommandId(tick),

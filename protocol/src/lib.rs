@@ -15,6 +15,8 @@
 //! What it must not depend on: tokio, bevy, any I/O. It is plain data plus a codec, so a
 //! client, a tool or a test can use it without pulling in the engine.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod codec;
 pub mod command;
 pub mod config;

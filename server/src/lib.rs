@@ -10,6 +10,8 @@
 //!
 //! It depends on `tickforge-protocol` for every type that crosses a wire or a file.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod game;
 pub mod headless;
 pub mod sim;

@@ -52,6 +52,10 @@ fn main() -> anyhow::Result<()> {
         ticks: args.ticks,
         bot_seed: args.seed,
     };
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "timing the whole run for the summary; the simulation never sees it"
+    )]
     let started = Instant::now();
     let run = headless::play(&spec).context("could not build the match")?;
     let elapsed = started.elapsed();
