@@ -10,6 +10,7 @@
 //! - [`state`]: component values, [`Delta`]s, client [`Snapshot`]s and full [`SimSnapshot`]s.
 //! - [`config`]: per-game rule settings, which are part of a match's identity.
 //! - [`message`]: the client, server and spectator message envelopes and [`PROTOCOL_VERSION`].
+//! - [`replay`]: the header and records of the replay file (the match's event log).
 //! - [`codec`]: MessagePack encoding and the only decoder, with its size and nesting limits.
 //!
 //! What it must not depend on: tokio, bevy, any I/O. It is plain data plus a codec, so a
@@ -23,6 +24,7 @@ pub mod config;
 pub mod event;
 pub mod ids;
 pub mod message;
+pub mod replay;
 pub mod state;
 
 pub use codec::{DecodeError, DecodeLimits, EncodeError, decode, decode_with, encode, encode_into};
@@ -31,4 +33,5 @@ pub use config::{ArenaConfig, DriftConfig, GameConfig};
 pub use event::{Cause, EVENT_SCHEMA_VERSION, EndReason, Event, EventKind, RejectedCommand};
 pub use ids::{CommandId, EntityId, MatchId, PlayerId, Seq, Tick};
 pub use message::{ClientMessage, CloseCode, PROTOCOL_VERSION, ServerMessage, SpectatorMessage};
+pub use replay::{REPLAY_FORMAT_VERSION, Record, ReplayHeader, ReplayIndex, TickEnd};
 pub use state::{ComponentValue, Delta, EntityState, SimSnapshot, Snapshot, StateHash};

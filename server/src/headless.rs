@@ -8,7 +8,10 @@ use tickforge_protocol::{
     Command, CommandId, EntityId, Event, GameConfig, PlayerId, RejectedCommand, StateHash, Tick,
 };
 
+use crate::log::{LogConfig, LogError, LogWriter, TickBatch};
 use crate::sim::{CommandInput, MatchSetup, Sim, SimError, TickReport};
+use std::path::Path;
+use tickforge_protocol::{PROTOCOL_VERSION, REPLAY_FORMAT_VERSION, ReplayHeader, ReplayIndex};
 
 /// A match to play: the setup, how many scripted players, for how many ticks.
 #[derive(Clone, Debug)]
@@ -66,6 +69,69 @@ pub fn play_with(
         }
     }
     Ok(sim)
+}
+
+/// The replay header of a match with this setup.
+pub fn header_for(sim: &Sim, created_at_unix_ms: u64, snapshot_every_ticks: u64) -> ReplayHeader {
+    let setup = sim.setup();
+    ReplayHeader {
+        format_version: REPLAY_FORMAT_VERSION,
+        protocol_version: PROTOCOL_VERSION,
+        game: sim.game().name().to_string(),
+        rules_version: sim.game().rules_version(),
+        match_id: setup.match_id,
+        seed: setup.seed,
+        tick_rate_hz: setup.tick_rate_hz,
+        config: setup.game.clone(),
+        created_at_unix_ms,
+        snapshot_every_ticks,
+        hash_parts: sim
+            .hash_part_names()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    }
+}
+
+/// Why a headless match could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// Play `spec` and record it as a replay file at `path` (which must not exist yet), with a
+/// snapshot every `config.snapshot_every_ticks`. Calls `on_tick` after each tick (for progress).
+pub fn record(
+    spec: &HeadlessMatch,
+    path: &Path,
+    config: LogConfig,
+    created_at_unix_ms: u64,
+    mut on_tick: impl FnMut(&TickReport),
+) -> Result<ReplayIndex, RecordError> {
+    let sim = Sim::new(&spec.setup)?;
+    let writer = LogWriter::create(
+        path,
+        &header_for(&sim, created_at_unix_ms, config.snapshot_every_ticks),
+        config,
+    )?;
+    let mut failed = None;
+    play_with(spec, |sim, report| {
+        if failed.is_some() {
+            return;
+        }
+        on_tick(report);
+        let snapshot = writer.snapshot_due(report.tick).then(|| sim.snapshot());
+        if let Err(e) = writer.append_blocking(TickBatch::from_report(report.clone(), snapshot)) {
+            failed = Some(e);
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    Ok(writer.close()?)
 }
 
 /// Scripted players: they join on the first tick, then act from their own seeded RNG. Arena

@@ -5,6 +5,8 @@
 //!   event sequencer, state hashes, snapshots and deltas. No I/O.
 //! - [`game`]: the [`game::Game`] seam and the two games, `arena` (reference) and `drift`
 //!   (benchmark). The rest of the engine never names a game.
+//! - [`log`]: the event log, which is the replay file: format, scan and recovery, reader,
+//!   the writer thread with group commit, and re-simulation of a file.
 //! - [`headless`]: plays a whole match in-process with scripted bots; used by tests, benches
 //!   and tools.
 //!
@@ -14,6 +16,7 @@
 
 pub mod game;
 pub mod headless;
+pub mod log;
 pub mod sim;
 
 pub use sim::{CommandInput, MatchSetup, Sim, TickReport};

@@ -68,6 +68,8 @@ pub struct TickReport {
     /// The audit trail: every refused command with its rule.
     pub rejections: Vec<RejectedCommand>,
     pub hash: StateHash,
+    /// The hash's parts, in the order of [`Sim::hash_part_names`].
+    pub parts: Vec<u64>,
 }
 
 /// A state hash with its parts: one per registered component, plus `engine` (tick, id
@@ -391,9 +393,21 @@ impl Sim {
 
     /// Finish the current tick: hash the world and move the clock on.
     pub fn end_tick(&mut self) -> StateHash {
-        let hash = self.state_hash();
+        self.end_tick_report().total
+    }
+
+    /// Finish the current tick, returning the hash with its parts.
+    pub fn end_tick_report(&mut self) -> HashReport {
+        let report = self.hash_report();
         self.world.resource_mut::<Clock>().now = self.now().next();
-        hash
+        report
+    }
+
+    /// The names of the state hash's parts, in order (written into replay headers).
+    pub fn hash_part_names(&self) -> Vec<&'static str> {
+        std::iter::once("engine")
+            .chain(self.components.iter().map(|c| c.name()))
+            .collect()
     }
 
     /// Wrap an event kind in its envelope with the next seq.
@@ -462,13 +476,16 @@ impl Sim {
             let event = self.sequence(Cause::Rules, kind);
             events.push(event);
         }
-        let hash = self.end_tick();
+        let report = self.end_tick_report();
+        let hash = report.total;
+        let parts = report.parts.iter().map(|(_, h)| h.0).collect();
         TickReport {
             tick,
             events,
             outcomes,
             rejections,
             hash,
+            parts,
         }
     }
 

@@ -1,0 +1,223 @@
+//! Re-simulating a replay: the header rebuilds the match, the recorded decided events are
+//! applied through the same code the server ran, the schedule re-derives its events, and every
+//! tick's hash (and every snapshot) is compared with what the server recorded.
+
+use tickforge_protocol::{Cause, ReplayHeader, SimSnapshot, Tick};
+
+use super::reader::TickRecords;
+use crate::game;
+use crate::sim::{HashReport, MatchSetup, Sim, SimError};
+
+/// The first point where a re-simulation disagrees with the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tick {tick} diverges: {detail}")]
+pub struct Divergence {
+    pub tick: Tick,
+    pub detail: String,
+    /// The state hash parts (components) that differ, when the hash is what differs.
+    pub parts: Vec<String>,
+}
+
+/// Why a replay cannot be re-simulated at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(
+        "the file was recorded with {game} rules version {recorded}; this build has version {current}"
+    )]
+    RulesVersion {
+        game: String,
+        recorded: u32,
+        current: u32,
+    },
+    #[error("the header names game {game:?} but its config is for {config}")]
+    GameMismatch { game: String, config: &'static str },
+    #[error(transparent)]
+    Sim(#[from] SimError),
+}
+
+/// The setup a header describes.
+pub fn setup_of(header: &ReplayHeader) -> MatchSetup {
+    MatchSetup {
+        match_id: header.match_id,
+        seed: header.seed,
+        tick_rate_hz: header.tick_rate_hz,
+        game: header.config.clone(),
+    }
+}
+
+fn check_header(header: &ReplayHeader) -> Result<(), ReplayError> {
+    if header.game != header.config.game_name() {
+        return Err(ReplayError::GameMismatch {
+            game: header.game.clone(),
+            config: header.config.game_name(),
+        });
+    }
+    let current = game::instantiate(&header.config).rules_version();
+    if current != header.rules_version {
+        return Err(ReplayError::RulesVersion {
+            game: header.game.clone(),
+            recorded: header.rules_version,
+            current,
+        });
+    }
+    Ok(())
+}
+
+/// A simulation driven by a file's ticks.
+#[derive(Debug)]
+pub struct Replayer {
+    sim: Sim,
+    part_names: Vec<String>,
+}
+
+impl Replayer {
+    /// Start at tick 0 of the match the header describes.
+    pub fn new(header: &ReplayHeader) -> Result<Replayer, ReplayError> {
+        check_header(header)?;
+        Ok(Replayer {
+            sim: Sim::new(&setup_of(header))?,
+            part_names: header.hash_parts.clone(),
+        })
+    }
+
+    /// Start from a snapshot recorded in the file.
+    pub fn from_snapshot(
+        header: &ReplayHeader,
+        snapshot: &SimSnapshot,
+    ) -> Result<Replayer, ReplayError> {
+        check_header(header)?;
+        Ok(Replayer {
+            sim: Sim::restore(&setup_of(header), snapshot)?,
+            part_names: header.hash_parts.clone(),
+        })
+    }
+
+    pub fn sim(&mut self) -> &mut Sim {
+        &mut self.sim
+    }
+
+    /// Apply one recorded tick and check it: decided events are re-applied; derived events are
+    /// re-computed and must match the recorded ones; the state hash must match the tick end;
+    /// a recorded snapshot must match the re-simulated state.
+    pub fn apply_tick(&mut self, t: &TickRecords) -> Result<HashReport, Divergence> {
+        let tick = self.sim.now();
+        let diverge = |detail: String| Divergence {
+            tick,
+            detail,
+            parts: vec![],
+        };
+        if t.tick != tick {
+            return Err(diverge(format!(
+                "the file has tick {} where tick {} was expected",
+                t.tick.0, tick.0
+            )));
+        }
+        let mut recorded_derived = Vec::new();
+        for event in &t.events {
+            if event.cause.is_derived() {
+                recorded_derived.push(event);
+            } else if !recorded_derived.is_empty() {
+                return Err(diverge(format!(
+                    "decided event seq {} follows derived events",
+                    event.seq.0
+                )));
+            } else {
+                self.sim.apply(event);
+            }
+        }
+        let derived = self.sim.step();
+        for (i, kind) in derived.into_iter().enumerate() {
+            let event = self.sim.sequence(Cause::Rules, kind);
+            match recorded_derived.get(i) {
+                Some(recorded) if **recorded == event => {}
+                Some(recorded) => {
+                    return Err(diverge(format!(
+                        "derived event seq {}: recorded {:?}, re-simulated {:?}",
+                        recorded.seq.0, recorded.kind, event.kind
+                    )));
+                }
+                None => {
+                    return Err(diverge(format!(
+                        "re-simulation derives an extra event seq {}: {:?}",
+                        event.seq.0, event.kind
+                    )));
+                }
+            }
+        }
+        let made = self.sim.last_seq();
+        if let Some(missing) = recorded_derived.iter().find(|e| e.seq > made) {
+            return Err(diverge(format!(
+                "the file has derived event seq {} ({:?}) that re-simulation does not produce",
+                missing.seq.0, missing.kind
+            )));
+        }
+        let report = self.sim.end_tick_report();
+        if report.total != t.end.hash {
+            let parts = report
+                .parts
+                .iter()
+                .zip(&t.end.parts)
+                .enumerate()
+                .filter(|(_, (now, recorded))| now.1.0 != **recorded)
+                .map(|(i, (now, _))| {
+                    self.part_names
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| now.0.to_string())
+                })
+                .collect::<Vec<_>>();
+            return Err(Divergence {
+                tick,
+                detail: format!(
+                    "state hash recorded {}, re-simulated {}; differing parts: {}",
+                    t.end.hash,
+                    report.total,
+                    if parts.is_empty() {
+                        "(none named)".to_string()
+                    } else {
+                        parts.join(", ")
+                    }
+                ),
+                parts,
+            });
+        }
+        if let Some(recorded) = &t.snapshot {
+            let now = self.sim.snapshot();
+            if &now != recorded {
+                return Err(diverge(snapshot_difference(recorded, &now)));
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Say where two snapshots of the same tick differ.
+pub fn snapshot_difference(recorded: &SimSnapshot, now: &SimSnapshot) -> String {
+    if recorded.seq != now.seq
+        || recorded.next_entity != now.next_entity
+        || recorded.rng_words != now.rng_words
+    {
+        return format!(
+            "snapshot engine state differs: recorded seq {} next entity {} rng {}, re-simulated seq {} next entity {} rng {}",
+            recorded.seq.0,
+            recorded.next_entity.0,
+            recorded.rng_words,
+            now.seq.0,
+            now.next_entity.0,
+            now.rng_words
+        );
+    }
+    for (a, b) in recorded.entities.iter().zip(&now.entities) {
+        if a != b {
+            return format!(
+                "snapshot entity {} differs: recorded {:?}, re-simulated {:?}",
+                a.id, a.components, b.components
+            );
+        }
+    }
+    format!(
+        "snapshot entity count differs: recorded {}, re-simulated {}",
+        recorded.entities.len(),
+        now.entities.len()
+    )
+}
