@@ -306,6 +306,74 @@ mod tests {
     use super::*;
     use tickforge_protocol::{StateHash, Tick};
 
+    fn header() -> ReplayHeader {
+        ReplayHeader {
+            format_version: REPLAY_FORMAT_VERSION,
+            protocol_version: 1,
+            game: "drift".into(),
+            rules_version: 1,
+            match_id: tickforge_protocol::MatchId(1),
+            seed: 1,
+            tick_rate_hz: 60,
+            config: tickforge_protocol::GameConfig::default_for("drift").expect("drift"),
+            created_at_unix_ms: 0,
+            snapshot_every_ticks: 0,
+            hash_parts: vec!["engine".into()],
+        }
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_with_advice() {
+        let mut bytes = Vec::new();
+        encode_header(
+            &ReplayHeader {
+                format_version: REPLAY_FORMAT_VERSION + 1,
+                ..header()
+            },
+            &mut bytes,
+        );
+        let err = decode_header(&bytes).expect_err("a newer format must be refused");
+        assert_eq!(
+            err,
+            FormatError::NewerFormat {
+                found: REPLAY_FORMAT_VERSION + 1,
+                supported: REPLAY_FORMAT_VERSION
+            }
+        );
+        assert!(
+            err.to_string().contains("use a newer tickforge-replay"),
+            "{err}"
+        );
+        let mut bytes = Vec::new();
+        encode_header(&header(), &mut bytes);
+        assert_eq!(
+            decode_header(&bytes).expect("the current format reads").0,
+            header()
+        );
+    }
+
+    #[test]
+    fn a_newer_event_schema_is_refused() {
+        let event = Event {
+            match_id: tickforge_protocol::MatchId(1),
+            seq: tickforge_protocol::Seq(1),
+            tick: Tick(1),
+            v: EVENT_SCHEMA_VERSION + 1,
+            cause: tickforge_protocol::Cause::Rules,
+            kind: tickforge_protocol::EventKind::ProjectileExpired {
+                projectile: tickforge_protocol::EntityId(3),
+            },
+        };
+        let mut bytes = Vec::new();
+        encode_record(&Record::Event(event), &mut bytes);
+        let frame = check_frame(&bytes, 40, DEFAULT_MAX_RECORD_BYTES).expect("frame is valid");
+        let err = decode_frame(frame, 40, REPLAY_FORMAT_VERSION).expect_err("must refuse");
+        assert!(
+            matches!(err, FormatError::NewerEvent { offset: 40, .. }),
+            "{err}"
+        );
+    }
+
     #[test]
     fn a_record_round_trips_and_every_bit_flip_is_caught() {
         let record = Record::TickEnd(TickEnd {
