@@ -14,6 +14,8 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod auth;
+pub mod config;
 pub mod game;
 pub mod headless;
 pub mod log;

@@ -25,7 +25,8 @@ pub const HEADER_PREFIX_BYTES: usize = 8 + 2 + 4 + 4;
 /// len + crc, before the kind byte.
 pub const FRAME_PREFIX_BYTES: usize = 4 + 4;
 pub const TRAILER_BYTES: usize = 8 + 8;
-/// Records larger than this are refused when written and treated as damage when read.
+/// The format's largest record. Writers may use a lower limit, never a higher one, so that every
+/// reader can read every file.
 pub const DEFAULT_MAX_RECORD_BYTES: u32 = 16 * 1024 * 1024;
 
 /// What went wrong while reading bytes of a replay file. Every variant names the offset.
@@ -68,9 +69,20 @@ pub enum FormatError {
         source: DecodeError,
     },
     #[error(
-        "event at offset={offset} has schema version {v}, newer than this build reads ({supported})"
+        "event at offset={offset} has schema version {v}, newer than this build reads ({supported}): use a newer tickforge-replay"
     )]
     NewerEvent { offset: u64, v: u16, supported: u16 },
+}
+
+impl FormatError {
+    /// True for errors that mean "this build is too old for the file", which must never be
+    /// mistaken for damage (recovery would otherwise cut good records).
+    pub fn is_newer_version(&self) -> bool {
+        matches!(
+            self,
+            FormatError::NewerFormat { .. } | FormatError::NewerEvent { .. }
+        )
+    }
 }
 
 /// Encode the file header.
@@ -110,15 +122,6 @@ pub fn decode_header(bytes: &[u8]) -> Result<(ReplayHeader, usize), FormatError>
         });
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version > REPLAY_FORMAT_VERSION {
-        return Err(FormatError::NewerFormat {
-            found: version,
-            supported: REPLAY_FORMAT_VERSION,
-        });
-    }
-    if version == 0 {
-        return Err(FormatError::UnknownFormat { found: version });
-    }
     let len = u32_at(bytes, 10) as usize;
     let stored = u32_at(bytes, 14);
     let end = HEADER_PREFIX_BYTES + len;
@@ -135,8 +138,27 @@ pub fn decode_header(bytes: &[u8]) -> Result<(ReplayHeader, usize), FormatError>
     if computed != stored {
         return Err(FormatError::HeaderCrc { stored, computed });
     }
+    // Only a header whose checksum holds is believed about its version.
+    if version > REPLAY_FORMAT_VERSION {
+        return Err(FormatError::NewerFormat {
+            found: version,
+            supported: REPLAY_FORMAT_VERSION,
+        });
+    }
+    if version == 0 {
+        return Err(FormatError::UnknownFormat { found: version });
+    }
     let header: ReplayHeader = decode_with(payload, DecodeLimits::TRUSTED)
         .map_err(|source| FormatError::HeaderDecode { source })?;
+    if header.format_version != version {
+        let detail = format!(
+            "the header says format {} inside but {} outside",
+            header.format_version, version
+        );
+        return Err(FormatError::HeaderDecode {
+            source: DecodeError::Invalid { offset: 0, detail },
+        });
+    }
     Ok((upcast_header(header, version), end))
 }
 

@@ -103,13 +103,6 @@ impl ReplayReader {
         }
         let mut frame = vec![0u8; (file_len - TRAILER_BYTES as u64 - index_offset) as usize];
         read_at(file, path, index_offset, &mut frame)?;
-        let index = match format::check_frame(&frame, index_offset, DEFAULT_MAX_RECORD_BYTES) {
-            Ok(f) if f.size == frame.len() => match format::decode_frame(f, index_offset, 1) {
-                Ok(Record::Index(index)) => index,
-                _ => return Ok(None),
-            },
-            _ => return Ok(None),
-        };
         let mut head = vec![0u8; (index_offset as usize).min(64 * 1024)];
         read_at(file, path, 0, &mut head)?;
         let (header, header_end) = match format::decode_header(&head) {
@@ -128,6 +121,15 @@ impl ReplayReader {
                     source,
                 });
             }
+        };
+        let index = match format::check_frame(&frame, index_offset, DEFAULT_MAX_RECORD_BYTES) {
+            Ok(f) if f.size == frame.len() => {
+                match format::decode_frame(f, index_offset, header.format_version) {
+                    Ok(Record::Index(index)) => index,
+                    _ => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
         };
         Ok(Some(ReplayReader {
             path: path.to_path_buf(),

@@ -140,6 +140,7 @@ pub fn reopen_for_append(path: &Path, scan: &Scan) -> Result<(), LogError> {
         file.set_len(scan.whole_end)
             .map_err(io("truncating the footer of", path))?;
         file.sync_all().map_err(io("syncing", path))?;
+        sync_dir(path)?;
     }
     let _ = fs::metadata(path).map_err(io("checking", path))?;
     Ok(())

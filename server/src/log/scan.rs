@@ -101,6 +101,8 @@ pub fn scan(bytes: &[u8], max_record_bytes: u32) -> Result<Scan, FormatError> {
         };
         let record = match format::decode_frame(frame, offset, format_version) {
             Ok(record) => record,
+            // Written by a newer build: not damage, and never to be cut away.
+            Err(e) if e.is_newer_version() => return Err(e),
             Err(e) => {
                 s.damage = Some(damaged(e.to_string()));
                 break;
@@ -174,7 +176,12 @@ pub fn scan(bytes: &[u8], max_record_bytes: u32) -> Result<Scan, FormatError> {
         }
     }
     if let Some(damage) = &mut s.damage {
-        damage.resumes_at = find_valid_record(bytes, damage.offset as usize + 1, max_record_bytes);
+        damage.resumes_at = find_valid_record(
+            bytes,
+            damage.offset as usize + 1,
+            max_record_bytes,
+            format_version,
+        );
     }
     s.tail_bytes = if s.footer.is_some() {
         0
@@ -184,9 +191,19 @@ pub fn scan(bytes: &[u8], max_record_bytes: u32) -> Result<Scan, FormatError> {
     Ok(s)
 }
 
-/// The first offset at or after `from` where a whole record with a valid checksum starts.
-fn find_valid_record(bytes: &[u8], from: usize, max_record_bytes: u32) -> Option<u64> {
+/// The first offset at or after `from` where a whole record starts: a valid checksum and a
+/// payload that decodes.
+fn find_valid_record(
+    bytes: &[u8],
+    from: usize,
+    max_record_bytes: u32,
+    format_version: u16,
+) -> Option<u64> {
     (from..bytes.len().saturating_sub(format::FRAME_PREFIX_BYTES))
-        .find(|&at| format::check_frame(&bytes[at..], at as u64, max_record_bytes).is_ok())
+        .find(|&at| {
+            format::check_frame(&bytes[at..], at as u64, max_record_bytes)
+                .and_then(|frame| format::decode_frame(frame, at as u64, format_version))
+                .is_ok()
+        })
         .map(|at| at as u64)
 }

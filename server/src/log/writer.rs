@@ -199,7 +199,15 @@ impl LogWriter {
         mode: RecoverMode,
         config: LogConfig,
     ) -> Result<(LogWriter, Recovery), LogError> {
-        let recovery = recover::recover(path, mode, config.max_record_bytes)?;
+        let recovery = recover::recover(path, mode, DEFAULT_MAX_RECORD_BYTES)?;
+        if recovery.scan.header.format_version != tickforge_protocol::REPLAY_FORMAT_VERSION {
+            return Err(LogError::Format {
+                path: path.to_path_buf(),
+                source: format::FormatError::UnknownFormat {
+                    found: recovery.scan.header.format_version,
+                },
+            });
+        }
         recover::reopen_for_append(path, &recovery.scan)?;
         let file = OpenOptions::new()
             .append(true)
@@ -225,6 +233,8 @@ impl LogWriter {
         index: ReplayIndex,
         config: LogConfig,
     ) -> LogWriter {
+        let mut config = config;
+        config.max_record_bytes = config.max_record_bytes.min(DEFAULT_MAX_RECORD_BYTES);
         let (tx, rx) = mpsc::sync_channel(config.queue_ticks.max(1));
         let initial = Durability {
             written_tick: index.last_tick,
@@ -401,7 +411,16 @@ impl Thread {
             let mut next = first;
             while let Some(msg) = next.take() {
                 match msg {
-                    Msg::Tick(batch) => self.encode_batch(batch, &mut buf)?,
+                    Msg::Tick(batch) => {
+                        let start = buf.len();
+                        if let Err(e) = self.encode_batch(batch, &mut buf) {
+                            // Keep the ticks gathered before the bad one: write them, then stop.
+                            buf.truncate(start);
+                            self.file.append(&buf).map_err(io("writing", &self.name))?;
+                            self.file.sync().map_err(io("syncing", &self.name))?;
+                            return Err(e);
+                        }
+                    }
                     Msg::Close => {
                         closing = true;
                         break;
@@ -457,14 +476,14 @@ impl Thread {
             self.index.events += 1;
             let size = format::encode_record(&Record::Event(event), buf);
             if size > max + format::FRAME_PREFIX_BYTES {
-                return Err(too_large(size));
+                return Err(too_large(size - format::FRAME_PREFIX_BYTES));
             }
         }
         for rejection in batch.rejections {
             self.index.rejections += 1;
             let size = format::encode_record(&Record::Rejected(rejection), buf);
             if size > max + format::FRAME_PREFIX_BYTES {
-                return Err(too_large(size));
+                return Err(too_large(size - format::FRAME_PREFIX_BYTES));
             }
         }
         let end = TickEnd {
