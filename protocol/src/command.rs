@@ -65,6 +65,10 @@ pub enum Rule {
     MatchFull,
     /// The command's values are malformed (a zero direction, a too-long name, …).
     InvalidInput,
+    /// The match's inbox is full this tick; send the command again.
+    MatchBusy,
+    /// The sender is over its command rate; slow down (sustained abuse is disconnected).
+    RateLimited,
 }
 
 impl Rule {
@@ -82,6 +86,8 @@ impl Rule {
             Rule::AlreadyJoined => "already_joined",
             Rule::MatchFull => "match_full",
             Rule::InvalidInput => "invalid_input",
+            Rule::MatchBusy => "match_busy",
+            Rule::RateLimited => "rate_limited",
         }
     }
 }

@@ -25,8 +25,9 @@ pub enum ClientMessage {
     },
     /// A command with a per-session id; answered with `Ack` or `Rejected`.
     Command { id: CommandId, command: Command },
-    /// Take back a dropped session: the token from `Joined`, and the last seq the client saw.
-    Resume { token: String, last_seq: Seq },
+    /// Take back a dropped session: the token from `Joined`, and the tick and seq of the last
+    /// delta the client applied. The server re-sends exactly the deltas after it, or a snapshot.
+    Resume { token: String, last_tick: Tick, last_seq: Seq },
     /// Round-trip probe; answered with `Pong`.
     Ping { nonce: u64 },
     /// Leave the match and close.
@@ -57,11 +58,9 @@ pub enum ServerMessage {
         entity: EntityId,
         from_seq: Seq,
     },
-    /// The command was accepted (or was a duplicate of one already accepted) in `tick`.
-    Ack {
-        id: CommandId,
-        tick: Tick,
-    },
+    /// The command was accepted in `tick`; `duplicate` if its id had been seen before (it was
+    /// not applied again).
+    Ack { id: CommandId, tick: Tick, duplicate: bool },
     /// The command was refused; `rule` says which rule it broke.
     Rejected {
         id: CommandId,

@@ -118,7 +118,7 @@ fn golden_bytes_pin_the_wire_format() {
             "client/cmd_drift",
             "81a7636f6d6d616e6492ce0001117081a5647269667493cd012cd1fc18cd03e8",
         ),
-        ("client/resume", "81a6726573756d6592a3746f6b63"),
+        ("client/resume", "81a6726573756d6593a3746f6b7863"),
         ("client/ping", "81a470696e6791cfffffffffffffffff"),
         ("client/leave", "a56c65617665"),
         (
@@ -130,7 +130,7 @@ fn golden_bytes_pin_the_wire_format() {
             "81a66a6f696e6564960701023ca3746f6b9378279192029c81a6706c617965729201a3616e6181a3706f7392ffcd9c4081a376656c9264d09c81a26870924bc081a268709200ccf081a573636f726592030181a8636f6f6c646f776e91cc8781aa70726f6a656374696c65930279ccd381a67069636b7570911981a5696e707574911181a56d6174636893cd8ca0ab73636f72655f6c696d69740181ac7069636b75705f74696d657291cd012c",
         ),
         ("server/resumed", "81a7726573756d65649407010263"),
-        ("server/ack", "81a361636b920378"),
+        ("server/ack", "81a361636b930378c2"),
         (
             "server/rejected",
             "81a872656a65637465649304a8636f6f6c646f776eac636f6f6c696e6720646f776e",
