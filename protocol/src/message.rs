@@ -27,7 +27,11 @@ pub enum ClientMessage {
     Command { id: CommandId, command: Command },
     /// Take back a dropped session: the token from `Joined`, and the tick and seq of the last
     /// delta the client applied. The server re-sends exactly the deltas after it, or a snapshot.
-    Resume { token: String, last_tick: Tick, last_seq: Seq },
+    Resume {
+        token: String,
+        last_tick: Tick,
+        last_seq: Seq,
+    },
     /// Round-trip probe; answered with `Pong`.
     Ping { nonce: u64 },
     /// Leave the match and close.
@@ -60,7 +64,11 @@ pub enum ServerMessage {
     },
     /// The command was accepted in `tick`; `duplicate` if its id had been seen before (it was
     /// not applied again).
-    Ack { id: CommandId, tick: Tick, duplicate: bool },
+    Ack {
+        id: CommandId,
+        tick: Tick,
+        duplicate: bool,
+    },
     /// The command was refused; `rule` says which rule it broke.
     Rejected {
         id: CommandId,

@@ -85,7 +85,11 @@ pub fn client_messages() -> Vec<(&'static str, ClientMessage)> {
         ),
         (
             "resume",
-            ClientMessage::Resume { token: "tok".into(), last_tick: Tick(120), last_seq: Seq(99) },
+            ClientMessage::Resume {
+                token: "tok".into(),
+                last_tick: Tick(120),
+                last_seq: Seq(99),
+            },
         ),
         ("ping", ClientMessage::Ping { nonce: u64::MAX }),
         ("leave", ClientMessage::Leave),
@@ -184,7 +188,11 @@ pub fn server_messages() -> Vec<(&'static str, ServerMessage)> {
         ),
         (
             "ack",
-            ServerMessage::Ack { id: CommandId(3), tick: Tick(120), duplicate: false },
+            ServerMessage::Ack {
+                id: CommandId(3),
+                tick: Tick(120),
+                duplicate: false,
+            },
         ),
         (
             "rejected",

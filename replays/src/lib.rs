@@ -32,14 +32,8 @@ pub enum ToolError {
     Log(#[from] LogError),
     #[error(transparent)]
     Replay(#[from] ReplayError),
-    #[error("{path} ends at tick {last}; tick {wanted} is not in it")]
-    PastTheEnd {
-        path: String,
-        last: u64,
-        wanted: u64,
-    },
-    #[error("the world at tick {tick} cannot be rebuilt: {divergence}")]
-    Diverged { tick: u64, divergence: Divergence },
+    #[error(transparent)]
+    Seek(#[from] tickforge_server::log::replay::SeekError),
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -169,37 +163,7 @@ pub fn verify(
 /// The complete world at the end of `tick`: restored from the latest snapshot at or before
 /// it, then re-simulated forward (each tick checked as in [`verify`]).
 pub fn seek(path: &Path, tick: Tick) -> Result<SimSnapshot, ToolError> {
-    let mut reader = ReplayReader::open(path)?;
-    let last = reader.index().last_tick;
-    if tick > last {
-        return Err(ToolError::PastTheEnd {
-            path: path.display().to_string(),
-            last: last.0,
-            wanted: tick.0,
-        });
-    }
-    let (mut replayer, from) = match reader.snapshot_before(tick) {
-        Some((_, offset)) => {
-            let snapshot = reader.read_snapshot(offset)?;
-            (Replayer::from_snapshot(reader.header(), &snapshot)?, offset)
-        }
-        None => (Replayer::new(reader.header())?, reader.first_tick_offset()),
-    };
-    if replayer.sim().last_tick() < tick {
-        for records in reader.ticks_from(from)? {
-            let records = records?;
-            replayer
-                .apply_tick(&records)
-                .map_err(|divergence| ToolError::Diverged {
-                    tick: tick.0,
-                    divergence,
-                })?;
-            if records.tick >= tick {
-                break;
-            }
-        }
-    }
-    Ok(replayer.sim().snapshot())
+    Ok(tickforge_server::log::replay::seek(path, tick)?)
 }
 
 /// Where two replays first differ.

@@ -19,6 +19,9 @@ pub mod config;
 pub mod game;
 pub mod headless;
 pub mod log;
+pub mod matches;
+pub mod metrics;
+pub mod net;
 pub mod sim;
 
 pub use sim::{CommandInput, MatchSetup, Sim, TickReport};

@@ -1,61 +1,208 @@
-//! `tickforge-server`: until the network server lands, plays a headless match with scripted
-//! bots and prints a summary.
+//! `tickforge-server`: with no arguments, serve with the embedded defaults (127.0.0.1:7878,
+//! replays under ./data/replays, development auth, arena at 60 Hz). `headless` plays a match
+//! in-process and prints a summary; `token` issues a signed token.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use clap::Parser;
-use std::collections::BTreeMap;
-use std::time::Instant;
+use clap::{Parser, Subcommand};
 use tickforge_protocol::{GameConfig, MatchId};
 use tickforge_server::MatchSetup;
+use tickforge_server::auth::{Authority, Role};
+use tickforge_server::config::ConfigArgs;
 use tickforge_server::headless::{self, HeadlessMatch};
+use tickforge_server::net::Server;
+use tokio_util::sync::CancellationToken;
 
-/// Play a headless match with scripted bots and print what happened.
+/// The tickforge game server: authoritative, tick-based, event-sourced.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
-struct Args {
-    /// Game to play: arena or drift.
-    #[arg(long, default_value = "arena")]
-    game: String,
-    /// Number of scripted players.
-    #[arg(long, default_value_t = 16)]
-    players: u32,
-    /// Ticks to simulate (the match may end sooner).
-    #[arg(long, default_value_t = 3600)]
-    ticks: u64,
-    /// Tick rate, in Hz (used to express the match's length in seconds).
-    #[arg(long, default_value_t = 60)]
-    tick_rate: u32,
-    /// Seed of the match RNG.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+#[command(
+    version,
+    about,
+    after_help = "Settings are read from flags, then TICKFORGE_* environment variables, then the --config file, then the defaults.
+
+Examples:
+  tickforge-server                                   # development server on 127.0.0.1:7878
+  tickforge-server --listen 0.0.0.0:9000 --auth-secret \"$SECRET\" --fsync interval:50
+  tickforge-server --config server.toml
+  tickforge-server token --role spectator --name ops --auth-secret \"$SECRET\"
+  tickforge-server headless --game drift --players 8 --ticks 600"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// A TOML file of settings (keys as the long flags, e.g. tick-rate = 30).
+    #[arg(long, global = true, env = "TICKFORGE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: ConfigArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Serve (the default).
+    Serve,
+    /// Play a headless match with scripted bots and print what happened.
+    Headless {
+        /// Game to play: arena or drift.
+        #[arg(long = "headless-game", default_value = "arena")]
+        game: String,
+        #[arg(long, default_value_t = 16)]
+        players: u32,
+        /// Ticks to simulate (the match may end sooner).
+        #[arg(long, default_value_t = 3600)]
+        ticks: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Print a token signed with --auth-secret.
+    Token {
+        #[arg(long, value_enum, default_value = "player")]
+        role: RoleArg,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum RoleArg {
+    Player,
+    Spectator,
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let Some(game) = GameConfig::default_for(&args.game) else {
-        bail!(
-            "unknown game {:?}: use --game arena or --game drift",
-            args.game
-        );
+    let cli = Cli::parse();
+    let file = match &cli.config {
+        Some(path) => ConfigArgs::from_toml_file(path)?,
+        None => ConfigArgs::default(),
     };
-    if args.tick_rate == 0 {
-        bail!("--tick-rate must be at least 1");
+    let settings = cli.settings.clone().or(file);
+    match cli.command {
+        None | Some(Cmd::Serve) => serve(settings),
+        Some(Cmd::Headless {
+            game,
+            players,
+            ticks,
+            seed,
+        }) => run_headless(
+            &game,
+            players,
+            ticks,
+            seed,
+            settings.tick_rate.unwrap_or(60),
+        ),
+        Some(Cmd::Token { role, name }) => {
+            let Some(secret) = settings.auth_secret.clone() else {
+                bail!("--auth-secret (or TICKFORGE_AUTH_SECRET) is needed to sign a token");
+            };
+            let config = settings.resolve()?;
+            let authority = Authority::new(Some(&secret), config.token_ttl);
+            let role = match role {
+                RoleArg::Player => Role::Player,
+                RoleArg::Spectator => Role::Spectator,
+            };
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            println!("{}", authority.issue(role, &name, now).0);
+            Ok(())
+        }
     }
+}
+
+fn serve(settings: ConfigArgs) -> anyhow::Result<()> {
+    let config = settings.resolve().context("invalid settings")?;
+    init_tracing(config.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tickforge")
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let development = config.auth_secret.is_none();
+        let server = Server::bind(config, shutdown.clone()).await?;
+        let addr = server.local_addr()?;
+        let state = server.state();
+        println!(
+            "tickforge {} listening on http://{addr}",
+            env!("CARGO_PKG_VERSION")
+        );
+        println!(
+            "  players:     ws://{addr}/play          spectators: ws://{addr}/spectate/MATCH_ID"
+        );
+        println!("  matches:     http://{addr}/matches     metrics:    http://{addr}/metrics");
+        if development {
+            println!("  development mode: get a token with  curl -X POST http://{addr}/auth/guest");
+        }
+        println!(
+            "  game {} at {} Hz; replays in {}",
+            state.config.default_game.game_name(),
+            state.config.tick_rate_hz,
+            state.config.replay_dir().display()
+        );
+        tokio::spawn(wait_for_signal(shutdown.clone()));
+        server.run().await;
+        tracing::info!("stopped");
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+    shutdown.cancel();
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run_headless(
+    game: &str,
+    players: u32,
+    ticks: u64,
+    seed: u64,
+    tick_rate: u32,
+) -> anyhow::Result<()> {
+    let Some(config) = GameConfig::default_for(game) else {
+        bail!("unknown game {game:?}: use --headless-game arena or --headless-game drift");
+    };
     let spec = HeadlessMatch {
         setup: MatchSetup {
             match_id: MatchId(1),
-            seed: args.seed,
-            tick_rate_hz: args.tick_rate,
-            game,
+            seed,
+            tick_rate_hz: tick_rate,
+            game: config,
         },
-        players: args.players,
-        ticks: args.ticks,
-        bot_seed: args.seed,
+        players,
+        ticks,
+        bot_seed: seed,
     };
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "timing the whole run for the summary; the simulation never sees it"
-    )]
     let started = Instant::now();
     let run = headless::play(&spec).context("could not build the match")?;
     let elapsed = started.elapsed();
@@ -68,16 +215,13 @@ fn main() -> anyhow::Result<()> {
     for r in &run.rejections {
         *rules.entry(r.rule.as_str()).or_default() += 1;
     }
-    println!(
-        "headless {} match: {} players, seed {}",
-        args.game, args.players, args.seed
-    );
+    println!("headless {game} match: {players} players, seed {seed}");
     println!(
         "  {} ticks ({:.1} s of play) in {:.3} s = {:.0}x real time",
         ticks,
-        ticks / f64::from(args.tick_rate),
+        ticks / f64::from(tick_rate),
         elapsed.as_secs_f64(),
-        ticks / f64::from(args.tick_rate) / elapsed.as_secs_f64().max(1e-9)
+        ticks / f64::from(tick_rate) / elapsed.as_secs_f64().max(1e-9)
     );
     println!("  {} events:", run.events.len());
     for (kind, n) in &kinds {

@@ -68,11 +68,14 @@ fn plays_a_headless_match_and_prints_a_summary() {
 
 #[test]
 fn an_unknown_game_is_refused_with_advice() {
-    let out = server().args(["--game", "chess"]).output().expect("runs");
+    let out = server()
+        .args(["headless", "--headless-game", "chess"])
+        .output()
+        .expect("runs");
     assert!(!out.status.success(), "an unknown game should fail");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("--game arena or --game drift"),
+        stderr.contains("--headless-game arena or --headless-game drift"),
         "the error should say what to use: {stderr}"
     );
 }

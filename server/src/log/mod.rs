@@ -23,7 +23,7 @@ pub use reader::{ReplayReader, TickRecords};
 pub use recover::{RecoverMode, Recovery};
 pub use replay::{Divergence, Replayer};
 pub use scan::{Damage, Scan};
-pub use writer::{Durability, FsyncPolicy, LogConfig, LogFile, LogWriter, TickBatch};
+pub use writer::{Durability, FsyncPolicy, LogConfig, LogFile, LogWriter, SyncObserver, TickBatch};
 
 /// Why a log could not be read, recovered or written. Messages name the file and the offset.
 #[derive(Debug, thiserror::Error)]

@@ -2,9 +2,12 @@
 //! applied through the same code the server ran, the schedule re-derives its events, and every
 //! tick's hash (and every snapshot) is compared with what the server recorded.
 
+use std::path::Path;
+
 use tickforge_protocol::{Cause, ReplayHeader, SimSnapshot, Tick};
 
-use super::reader::TickRecords;
+use super::LogError;
+use super::reader::{ReplayReader, TickRecords};
 use crate::game;
 use crate::sim::{HashReport, MatchSetup, Sim, SimError};
 
@@ -220,4 +223,57 @@ pub fn snapshot_difference(recorded: &SimSnapshot, now: &SimSnapshot) -> String 
         recorded.entities.len(),
         now.entities.len()
     )
+}
+
+/// Why the world at a tick could not be rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum SeekError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error("{path} ends at tick {last}; tick {wanted} is not in it")]
+    PastTheEnd {
+        path: String,
+        last: u64,
+        wanted: u64,
+    },
+    #[error("the world at tick {tick} cannot be rebuilt: {divergence}")]
+    Diverged { tick: u64, divergence: Divergence },
+}
+
+/// The complete world at the end of `tick` of the replay at `path`: restored from the latest
+/// snapshot at or before it, then re-simulated forward (each tick checked as by verify).
+pub fn seek(path: &Path, tick: Tick) -> Result<SimSnapshot, SeekError> {
+    let mut reader = ReplayReader::open(path)?;
+    let last = reader.index().last_tick;
+    if tick > last {
+        return Err(SeekError::PastTheEnd {
+            path: path.display().to_string(),
+            last: last.0,
+            wanted: tick.0,
+        });
+    }
+    let (mut replayer, from) = match reader.snapshot_before(tick) {
+        Some((_, offset)) => {
+            let snapshot = reader.read_snapshot(offset)?;
+            (Replayer::from_snapshot(reader.header(), &snapshot)?, offset)
+        }
+        None => (Replayer::new(reader.header())?, reader.first_tick_offset()),
+    };
+    if replayer.sim().last_tick() < tick {
+        for records in reader.ticks_from(from)? {
+            let records = records?;
+            replayer
+                .apply_tick(&records)
+                .map_err(|divergence| SeekError::Diverged {
+                    tick: tick.0,
+                    divergence,
+                })?;
+            if records.tick >= tick {
+                break;
+            }
+        }
+    }
+    Ok(replayer.sim().snapshot())
 }

@@ -78,8 +78,18 @@ impl std::str::FromStr for FsyncPolicy {
     }
 }
 
+/// Called with the duration of every fsync (for metrics).
+#[derive(Clone)]
+pub struct SyncObserver(pub std::sync::Arc<dyn Fn(Duration) + Send + Sync>);
+
+impl std::fmt::Debug for SyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncObserver")
+    }
+}
+
 /// Log settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct LogConfig {
     pub fsync: FsyncPolicy,
     /// How many ticks may wait for the writer before `append` reports a backlog.
@@ -87,6 +97,8 @@ pub struct LogConfig {
     /// Take a full snapshot after every tick that is a multiple of this (0 = never).
     pub snapshot_every_ticks: u64,
     pub max_record_bytes: u32,
+    /// Told how long each fsync took.
+    pub on_sync: Option<SyncObserver>,
 }
 
 impl Default for LogConfig {
@@ -96,6 +108,7 @@ impl Default for LogConfig {
             queue_ticks: 256,
             snapshot_every_ticks: 600,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            on_sync: None,
         }
     }
 }
@@ -449,8 +462,12 @@ impl Thread {
                     FsyncPolicy::Never => false,
                 };
             if sync_now && unsynced {
+                let started = Instant::now();
                 self.file.sync().map_err(io("syncing", &self.name))?;
                 last_sync = Instant::now();
+                if let Some(observer) = &self.config.on_sync {
+                    (observer.0)(last_sync - started);
+                }
                 unsynced = false;
                 let (tick, seq) = (self.index.last_tick, self.index.last_seq);
                 self.watch.send_modify(|d| {

@@ -1,0 +1,261 @@
+//! Server metrics, exported as Prometheus text at `GET /metrics`.
+//!
+//! Counters and gauges are prometheus-client metrics. Tick durations are also kept in an HDR
+//! histogram, so that `/metrics` can state exact p50 / p99 / max tick times (the bucketed
+//! histogram is for Prometheus' own quantile estimates). Every bounded queue's depth or
+//! overflow is here: match inboxes, client outbound queues, the log writer's backlog.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// A label naming a match.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MatchLabel {
+    pub match_id: u64,
+}
+
+/// A label naming a close reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// All of the server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    pub tick_seconds: Histogram,
+    pub tick_overruns: Counter,
+    pub ticks: Counter,
+    pub connections: Gauge,
+    pub players: Gauge,
+    pub spectators: Gauge,
+    pub matches_running: Gauge,
+    pub events: Counter,
+    pub commands: Counter,
+    pub rejections: Counter,
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    pub frames_in: Counter,
+    pub frames_out: Counter,
+    pub delta_drops: Counter,
+    pub inbox_full: Counter,
+    pub rate_limited: Counter,
+    pub closes: Family<ReasonLabel, Counter>,
+    pub fsync_seconds: Histogram,
+    pub durable_lag_ticks: Family<MatchLabel, Gauge>,
+    pub log_backlog_ticks: Family<MatchLabel, Gauge>,
+    pub tick_p50_seconds: Gauge<f64, AtomicU64>,
+    pub tick_p99_seconds: Gauge<f64, AtomicU64>,
+    pub tick_max_seconds: Gauge<f64, AtomicU64>,
+    tick_hdr: Mutex<hdrhistogram::Histogram<u64>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn exponential(start: f64, factor: f64, n: u16) -> impl Iterator<Item = f64> {
+    prometheus_client::metrics::histogram::exponential_buckets(start, factor, n)
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("tickforge");
+        let m = Metrics {
+            tick_seconds: Histogram::new(exponential(0.000_025, 2.0, 14)),
+            tick_overruns: Counter::default(),
+            ticks: Counter::default(),
+            connections: Gauge::default(),
+            players: Gauge::default(),
+            spectators: Gauge::default(),
+            matches_running: Gauge::default(),
+            events: Counter::default(),
+            commands: Counter::default(),
+            rejections: Counter::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            frames_in: Counter::default(),
+            frames_out: Counter::default(),
+            delta_drops: Counter::default(),
+            inbox_full: Counter::default(),
+            rate_limited: Counter::default(),
+            closes: Family::default(),
+            fsync_seconds: Histogram::new(exponential(0.000_05, 2.0, 16)),
+            durable_lag_ticks: Family::default(),
+            log_backlog_ticks: Family::default(),
+            tick_p50_seconds: Gauge::default(),
+            tick_p99_seconds: Gauge::default(),
+            tick_max_seconds: Gauge::default(),
+            tick_hdr: Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+                    .unwrap_or_else(|_| unreachable!("the bounds are valid")),
+            ),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "tick_duration_seconds",
+            "Time to run one tick (all phases)",
+            m.tick_seconds.clone(),
+        );
+        registry.register(
+            "tick_duration_p50_seconds",
+            "Median tick time since start (HDR histogram)",
+            m.tick_p50_seconds.clone(),
+        );
+        registry.register(
+            "tick_duration_p99_seconds",
+            "99th percentile tick time since start",
+            m.tick_p99_seconds.clone(),
+        );
+        registry.register(
+            "tick_duration_max_seconds",
+            "Longest tick since start",
+            m.tick_max_seconds.clone(),
+        );
+        registry.register(
+            "tick_overruns",
+            "Ticks that took longer than the tick period",
+            m.tick_overruns.clone(),
+        );
+        registry.register("ticks", "Ticks run, over all matches", m.ticks.clone());
+        registry.register(
+            "connections",
+            "Open connections (players, spectators, handshakes)",
+            m.connections.clone(),
+        );
+        registry.register(
+            "players_connected",
+            "Connected player sessions",
+            m.players.clone(),
+        );
+        registry.register(
+            "spectators_connected",
+            "Connected spectators",
+            m.spectators.clone(),
+        );
+        registry.register(
+            "matches_running",
+            "Matches whose tick loop is running",
+            m.matches_running.clone(),
+        );
+        registry.register("events", "Events sequenced", m.events.clone());
+        registry.register(
+            "commands",
+            "Commands received from players",
+            m.commands.clone(),
+        );
+        registry.register(
+            "rejections",
+            "Commands rejected by the rules",
+            m.rejections.clone(),
+        );
+        registry.register(
+            "bytes_in",
+            "WebSocket payload bytes received",
+            m.bytes_in.clone(),
+        );
+        registry.register(
+            "bytes_out",
+            "WebSocket payload bytes sent",
+            m.bytes_out.clone(),
+        );
+        registry.register(
+            "frames_in",
+            "WebSocket messages received",
+            m.frames_in.clone(),
+        );
+        registry.register(
+            "frames_out",
+            "WebSocket messages sent",
+            m.frames_out.clone(),
+        );
+        registry.register(
+            "delta_drops",
+            "Deltas not queued because a client's outbound queue was full",
+            m.delta_drops.clone(),
+        );
+        registry.register(
+            "inbox_full",
+            "Commands refused because a match inbox was full",
+            m.inbox_full.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Commands dropped by a client's rate limit",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "closes",
+            "Connections closed by the server, by reason",
+            m.closes.clone(),
+        );
+        registry.register(
+            "fsync_duration_seconds",
+            "Time of each replay-file fsync",
+            m.fsync_seconds.clone(),
+        );
+        registry.register(
+            "durable_lag_ticks",
+            "Ticks run but not yet durable in the replay file",
+            m.durable_lag_ticks.clone(),
+        );
+        registry.register(
+            "log_backlog_ticks",
+            "Ticks handed to the log writer but not yet written",
+            m.log_backlog_ticks.clone(),
+        );
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Record one tick's duration.
+    pub fn observe_tick(&self, took: Duration, period: Duration) {
+        self.tick_seconds.observe(took.as_secs_f64());
+        self.ticks.inc();
+        if took > period {
+            self.tick_overruns.inc();
+        }
+        let _ = self
+            .tick_hdr
+            .lock()
+            .record((took.as_micros() as u64).max(1));
+    }
+
+    /// Count a close by its reason.
+    pub fn closed(&self, reason: &str) {
+        self.closes
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        {
+            let hdr = self.tick_hdr.lock();
+            if !hdr.is_empty() {
+                self.tick_p50_seconds
+                    .set(hdr.value_at_quantile(0.5) as f64 / 1e6);
+                self.tick_p99_seconds
+                    .set(hdr.value_at_quantile(0.99) as f64 / 1e6);
+                self.tick_max_seconds.set(hdr.max() as f64 / 1e6);
+            }
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.push_str("# encoding failed\n");
+        }
+        out
+    }
+}

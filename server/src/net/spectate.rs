@@ -1,0 +1,381 @@
+//! A spectator: a read-only cursor on one match's event stream.
+//!
+//! It starts after any seq (0 = the beginning) or at the live end, catches up from the match's
+//! in-memory ring of recent ticks or, for older ticks, from the replay file, then follows live
+//! (optionally `delay` ticks behind) with no gap and no duplicate: the cursor only ever moves
+//! forward one tick at a time. The match never waits for a spectator; a slow one falls behind
+//! the ring and reads the file until it catches up. Finished matches are read from the file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tickforge_protocol::{CloseCode, Event, Seq, SpectatorMessage, StateHash, Tick, encode};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+
+use super::AppState;
+use super::session::{Incoming, Liveness, next_frame, write_loop};
+use crate::log::ReplayReader;
+use crate::matches::{LiveMark, MatchShared, RingSearch, SessionControl};
+
+/// Where a spectator starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// After this seq: 0 = from the first event.
+    Seq(Seq),
+    /// From the live end.
+    Live,
+}
+
+/// A spectator's request, from the URL's query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpectateParams {
+    pub from: From,
+    /// Stay this many ticks behind live.
+    pub delay_ticks: u64,
+    pub json: bool,
+}
+
+impl SpectateParams {
+    /// Parse `from=SEQ|live&delay=TICKS&format=json|msgpack` (every part optional).
+    pub fn parse(query: Option<&str>) -> Result<SpectateParams, String> {
+        let mut params = SpectateParams {
+            from: From::Live,
+            delay_ticks: 0,
+            json: false,
+        };
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "from" if value == "live" => params.from = From::Live,
+                "from" => {
+                    params.from = From::Seq(Seq(value
+                        .parse()
+                        .map_err(|_| format!("from={value}: use a seq number or live"))?))
+                }
+                "delay" => {
+                    params.delay_ticks = value
+                        .parse()
+                        .map_err(|_| format!("delay={value}: use a number of ticks"))?
+                }
+                "format" if value == "json" => params.json = true,
+                "format" if value == "msgpack" => params.json = false,
+                "format" => return Err(format!("format={value}: use json or msgpack")),
+                "token" => {}
+                other => {
+                    return Err(format!(
+                        "unknown parameter {other:?}: use from, delay and format"
+                    ));
+                }
+            }
+        }
+        Ok(params)
+    }
+}
+
+/// What a spectator watches: a running match (shared state) and/or its replay file.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub shared: Option<Arc<MatchShared>>,
+    pub path: PathBuf,
+}
+
+/// One tick to send.
+struct TickOut {
+    tick: Tick,
+    events: Vec<Event>,
+    hash: StateHash,
+}
+
+/// Run one spectator connection to its end.
+pub(crate) async fn run_spectator<S>(
+    ws: WebSocketStream<S>,
+    params: SpectateParams,
+    source: Source,
+    state: Arc<AppState>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, mut stream) = ws.split();
+    // A small queue: the cursor waits for room, so a slow spectator only slows itself.
+    let (frames_tx, frames_rx) = mpsc::channel::<Bytes>(8);
+    let control = Arc::new(SessionControl::default());
+    let liveness = Liveness::new();
+    liveness.pong();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        frames_rx,
+        control.clone(),
+        liveness.clone(),
+        state.clone(),
+        params.json,
+    ));
+    state.metrics.spectators.inc();
+    if let Some(shared) = &source.shared {
+        shared.spectators.fetch_add(1, Ordering::Relaxed);
+    }
+    let reader = {
+        let (control, state, liveness) = (control.clone(), state.clone(), liveness.clone());
+        async move {
+            loop {
+                match next_frame(&mut stream, &liveness, &state).await {
+                    Ok(Incoming::Data(_)) => {
+                        control.close(
+                            CloseCode::PolicyViolation,
+                            "spectators are read-only: no messages are accepted",
+                        );
+                        return;
+                    }
+                    Ok(Incoming::Closed) => {
+                        control.cancel.cancel();
+                        return;
+                    }
+                    Err((code, reason)) => {
+                        control.close(code, reason);
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    let cursor = follow(params, &source, &state, &frames_tx);
+    tokio::select! {
+        () = control.cancel.cancelled() => {}
+        () = reader => {}
+        result = cursor => match result {
+            Ok(()) => control.close(CloseCode::Normal, "the match is over"),
+            Err((code, reason)) => control.close(code, reason),
+        },
+    }
+    control.cancel.cancel();
+    drop(frames_tx);
+    let _ = writer.await;
+    if let Some(shared) = &source.shared {
+        shared.spectators.fetch_sub(1, Ordering::Relaxed);
+    }
+    state.metrics.spectators.dec();
+}
+
+fn encode_message(message: &SpectatorMessage, json: bool) -> Bytes {
+    if json {
+        Bytes::from(serde_json::to_vec(message).unwrap_or_default())
+    } else {
+        Bytes::from(encode(message).unwrap_or_default())
+    }
+}
+
+/// The cursor: send every tick from the start on, then follow live. Returns when the match is
+/// over and everything has been sent.
+async fn follow(
+    params: SpectateParams,
+    source: &Source,
+    state: &Arc<AppState>,
+    out: &mpsc::Sender<Bytes>,
+) -> Result<(), (CloseCode, String)> {
+    let gone = || (CloseCode::Normal, "the spectator went away".to_string());
+    let send = async |message: SpectatorMessage| -> Result<(), (CloseCode, String)> {
+        out.send(encode_message(&message, params.json))
+            .await
+            .map_err(|_| gone())
+    };
+    let mut live_rx = source.shared.as_ref().map(|s| s.live.subscribe());
+    let live_now =
+        |rx: &Option<tokio::sync::watch::Receiver<LiveMark>>| rx.as_ref().map(|r| *r.borrow());
+
+    // The cursor: the last seq sent, and the next tick to send (once known).
+    let mut sent_seq = match params.from {
+        From::Seq(seq) => seq,
+        From::Live => live_now(&live_rx).map_or(Seq(0), |l| l.seq),
+    };
+    let mut next_tick: Option<Tick> = match params.from {
+        From::Live => live_now(&live_rx).map(|l| l.tick.next()),
+        From::Seq(_) => None,
+    };
+    let mut announced_live = false;
+    loop {
+        let live = match live_now(&live_rx) {
+            Some(live) => live,
+            None => file_live_mark(&source.path, state).await?,
+        };
+        let visible = if live.finished {
+            live.tick
+        } else {
+            Tick(live.tick.0.saturating_sub(params.delay_ticks))
+        };
+        if next_tick.is_none() {
+            next_tick = find_start(sent_seq, source, live, state).await?;
+        }
+        if let Some(mut tick) = next_tick {
+            while tick <= visible {
+                let batch = ticks_from(tick, visible, source, state).await?;
+                if batch.is_empty() {
+                    break; // Neither in memory nor in the file yet: wait for the writer.
+                }
+                for t in batch {
+                    let after = sent_seq;
+                    for event in t.events.into_iter().filter(|e| e.seq > after) {
+                        sent_seq = event.seq;
+                        send(SpectatorMessage::Event(event)).await?;
+                    }
+                    send(SpectatorMessage::TickEnd {
+                        tick: t.tick,
+                        hash: t.hash,
+                    })
+                    .await?;
+                    tick = t.tick.next();
+                }
+                next_tick = Some(tick);
+            }
+            if tick > visible && !announced_live && !live.finished {
+                announced_live = true;
+                send(SpectatorMessage::Live { seq: sent_seq }).await?;
+            }
+            if live.finished && tick > live.tick {
+                send(SpectatorMessage::Ended { last_seq: sent_seq }).await?;
+                return Ok(());
+            }
+        } else if live.finished {
+            send(SpectatorMessage::Ended { last_seq: sent_seq }).await?;
+            return Ok(());
+        }
+        match &mut live_rx {
+            Some(rx) => {
+                if rx.changed().await.is_err() {
+                    live_rx = None;
+                }
+            }
+            None => {
+                return Err((
+                    CloseCode::InternalError,
+                    "the replay file ends before the match it describes".into(),
+                ));
+            }
+        }
+    }
+}
+
+/// The live mark of a finished match, from its file.
+async fn file_live_mark(
+    path: &std::path::Path,
+    state: &Arc<AppState>,
+) -> Result<LiveMark, (CloseCode, String)> {
+    let path = path.to_path_buf();
+    let _ = state;
+    let index =
+        tokio::task::spawn_blocking(move || ReplayReader::open(&path).map(|r| r.index().clone()))
+            .await
+            .map_err(|e| (CloseCode::InternalError, e.to_string()))?
+            .map_err(|e| (CloseCode::InternalError, e.to_string()))?;
+    Ok(LiveMark {
+        tick: index.last_tick,
+        seq: index.last_seq,
+        finished: true,
+    })
+}
+
+/// The tick holding the first event after `seq`, or the tick after live if there is none yet.
+async fn find_start(
+    seq: Seq,
+    source: &Source,
+    live: LiveMark,
+    state: &Arc<AppState>,
+) -> Result<Option<Tick>, (CloseCode, String)> {
+    if seq >= live.seq {
+        return Ok(Some(live.tick.next()));
+    }
+    if seq == Seq(0) {
+        return Ok(Some(Tick(1)));
+    }
+    if let Some(shared) = &source.shared {
+        match shared.ring_find_seq(seq) {
+            RingSearch::Found(tick) => return Ok(Some(tick)),
+            RingSearch::NotYet => return Ok(None),
+            RingSearch::Empty | RingSearch::TooOld => {}
+        }
+    }
+    let path = source.path.clone();
+    let _ = state;
+    tokio::task::spawn_blocking(move || -> Result<Option<Tick>, String> {
+        let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
+        for t in reader.ticks().map_err(|e| e.to_string())? {
+            let t = t.map_err(|e| e.to_string())?;
+            if t.events.last().is_some_and(|e| e.seq > seq) {
+                return Ok(Some(t.tick));
+            }
+        }
+        Ok(None)
+    })
+    .await
+    .map_err(|e| (CloseCode::InternalError, e.to_string()))?
+    .map_err(|e| {
+        (
+            CloseCode::InternalError,
+            format!("reading the replay file: {e}"),
+        )
+    })
+}
+
+/// Ticks `from..=to`, from the ring if it still holds `from`, else from the file (as many as it
+/// has). Empty if `from` is in neither yet.
+async fn ticks_from(
+    from: Tick,
+    to: Tick,
+    source: &Source,
+    state: &Arc<AppState>,
+) -> Result<Vec<TickOut>, (CloseCode, String)> {
+    if let Some(shared) = &source.shared
+        && shared.ring_tick(from).is_some()
+    {
+        let mut out = Vec::new();
+        let mut tick = from;
+        while tick <= to {
+            let Some(t) = shared.ring_tick(tick) else {
+                break;
+            };
+            out.push(TickOut {
+                tick: t.tick,
+                events: t.events.clone(),
+                hash: t.hash,
+            });
+            tick = tick.next();
+        }
+        return Ok(out);
+    }
+    let path = source.path.clone();
+    let _ = state;
+    tokio::task::spawn_blocking(move || -> Result<Vec<TickOut>, String> {
+        let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
+        let start = match reader.snapshot_before(Tick(from.0.saturating_sub(1))) {
+            Some((_, offset)) => offset,
+            None => reader.first_tick_offset(),
+        };
+        let mut out = Vec::new();
+        for t in reader.ticks_from(start).map_err(|e| e.to_string())? {
+            let t = t.map_err(|e| e.to_string())?;
+            if t.tick < from {
+                continue;
+            }
+            if t.tick > to {
+                break;
+            }
+            out.push(TickOut {
+                tick: t.tick,
+                events: t.events,
+                hash: t.end.hash,
+            });
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| (CloseCode::InternalError, e.to_string()))?
+    .map_err(|e| {
+        (
+            CloseCode::InternalError,
+            format!("reading the replay file: {e}"),
+        )
+    })
+}
