@@ -1,9 +1,439 @@
-//! The Rust client of tickforge (not written yet: it needs the network server).
+//! The Rust client of tickforge.
 //!
-//! What this crate will own: connecting with a token, joining or quick-joining a match,
-//! sending commands, a typed stream of server messages, a local mirror of the world kept from
-//! snapshots and deltas (with gap detection and resync), resuming after a drop; and the
-//! `tickforge-bots` binary, the bot swarm with its latency and throughput report.
+//! ```no_run
+//! use tickforge_client::{Session, guest_token};
+//! use tickforge_protocol::Command;
+//!
+//! # async fn demo() -> Result<(), tickforge_client::ClientError> {
+//! let url = "ws://127.0.0.1:7878";
+//! let token = guest_token(url, "ana", false).await?;
+//! let mut session = Session::join(url, &token, None, "ana").await?; // quick-join
+//! let me = session.entity();
+//! session.send(Command::Move { entity: me, vx: 50, vy: 0 }).await?;
+//! while session.mirror().tick().0 < 120 {
+//!     match session.recv().await {
+//!         Ok(_message) => {}                              // the mirror is already updated
+//!         Err(e) if e.needs_resume() => session.reconnect().await?, // dropped or gap: resume
+//!         Err(e) => return Err(e),
+//!     }
+//! }
+//! println!("my position: {:?}", session.mirror().get(me, "pos"));
+//! # Ok(()) }
+//! ```
+//!
+//! What it owns: connecting with a token ([`Connection`]), joining or quick-joining,
+//! commands with per-session ids, a typed stream of [`ServerMessage`]s, a [`Mirror`] of the
+//! public world kept from snapshots and deltas with gap detection, and resuming after a drop
+//! ([`Session::reconnect`]). Also the `tickforge-bots` swarm binary.
 //!
 //! What it must not depend on: the engine (`tickforge-server`). A client speaks only the
 //! protocol, so it links `tickforge-protocol` and nothing of the server.
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+pub mod http;
+mod mirror;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tickforge_protocol::{
+    ClientMessage, Command, CommandId, DecodeLimits, EntityId, MatchId, PROTOCOL_VERSION, PlayerId,
+    ServerMessage, decode_with, encode,
+};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub use http::{create_match, get_json, guest_token};
+pub use mirror::{Gap, Mirror};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What went wrong talking to a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad url: {0}")]
+    Url(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("http: {0}")]
+    Http(String),
+    #[error("the server refused the connection: {status} {body}")]
+    Refused { status: u16, body: String },
+    #[error("the server closed the connection: {code:?} {reason}")]
+    Closed { code: Option<u16>, reason: String },
+    #[error("unexpected message from the server: {0}")]
+    Protocol(String),
+    #[error(transparent)]
+    Gap(#[from] Gap),
+}
+
+impl ClientError {
+    /// The session can go on after [`Session::reconnect`]: the connection dropped (not closed
+    /// by the server with a final code) or a delta was lost.
+    pub fn needs_resume(&self) -> bool {
+        match self {
+            ClientError::Gap(_) | ClientError::Io(_) => true,
+            ClientError::Closed { code, .. } => code.is_none() || *code == Some(1006),
+            _ => false,
+        }
+    }
+
+    /// The close code, if the server closed the connection with one.
+    pub fn close_code(&self) -> Option<u16> {
+        match self {
+            ClientError::Closed { code, .. } => *code,
+            _ => None,
+        }
+    }
+}
+
+fn not_connected() -> ClientError {
+    ClientError::Closed {
+        code: None,
+        reason: "not connected (reconnect to resume)".into(),
+    }
+}
+
+/// `ws://host:port/play` from `ws://host:port` or `http://host:port`.
+pub fn play_url(url: &str) -> Result<String, ClientError> {
+    let (_, authority) = http::base_url(url)?;
+    Ok(format!("ws://{authority}/play"))
+}
+
+/// A WebSocket to a server with Hello/Welcome done.
+#[derive(Debug)]
+pub struct Connection {
+    sink: SplitSink<Ws, Message>,
+    stream: SplitStream<Ws>,
+    /// The server's name and version, from `Welcome`.
+    pub server: String,
+}
+
+impl Connection {
+    /// Open a player connection to `url` (`ws://host:port`) with `token`, and say Hello.
+    pub async fn connect(url: &str, token: &str) -> Result<Connection, ClientError> {
+        let mut connection = Connection::open(&play_url(url)?, token).await?;
+        let hello = ClientMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: format!("tickforge-client/{}", env!("CARGO_PKG_VERSION")),
+        };
+        connection.send(&hello).await?;
+        match connection.recv().await? {
+            ServerMessage::Welcome { server, .. } => {
+                connection.server = server;
+                Ok(connection)
+            }
+            other => Err(ClientError::Protocol(format!(
+                "expected Welcome, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Open a WebSocket to exactly `ws_url` with `token`, without saying anything.
+    pub async fn open(ws_url: &str, token: &str) -> Result<Connection, ClientError> {
+        let mut request = ws_url
+            .into_client_request()
+            .map_err(|e| ClientError::Url(e.to_string()))?;
+        let bearer = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| ClientError::Url("the token is not a valid header".into()))?;
+        request.headers_mut().insert("authorization", bearer);
+        let config = WebSocketConfig::default()
+            .read_buffer_size(16 * 1024)
+            .write_buffer_size(4 * 1024);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+            .await
+            .map_err(|e| match e {
+                tungstenite::Error::Http(response) => {
+                    let status = response.status().as_u16();
+                    let body = response
+                        .body()
+                        .as_ref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default();
+                    ClientError::Refused { status, body }
+                }
+                other => ClientError::Io(format!("connecting to {ws_url}: {other}")),
+            })?;
+        let (sink, stream) = ws.split();
+        Ok(Connection {
+            sink,
+            stream,
+            server: String::new(),
+        })
+    }
+
+    /// Send one message (flushed).
+    pub async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
+        let bytes = encode(message).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.send_bytes(bytes).await
+    }
+
+    /// Send raw bytes as one binary frame (for tools that test servers with odd input).
+    pub async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<(), ClientError> {
+        self.sink
+            .send(Message::Binary(bytes.into()))
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))
+    }
+
+    /// Send any WebSocket message (text frames, oversized frames …).
+    pub async fn send_frame(&mut self, message: Message) -> Result<(), ClientError> {
+        self.sink
+            .send(message)
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))
+    }
+
+    /// Queue one message without flushing; [`Connection::flush`] sends everything queued.
+    pub async fn feed(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
+        let bytes = encode(message).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.sink
+            .feed(Message::Binary(bytes.into()))
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))
+    }
+
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        self.sink
+            .flush()
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))
+    }
+
+    /// The next message from the server. A close frame becomes [`ClientError::Closed`] with its
+    /// code and reason; an `Error` message is returned like any other (a close follows it).
+    pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
+        loop {
+            let Some(frame) = self.stream.next().await else {
+                return Err(ClientError::Closed {
+                    code: None,
+                    reason: "the connection ended".into(),
+                });
+            };
+            match frame {
+                Ok(Message::Binary(bytes)) => {
+                    return decode_with(&bytes, DecodeLimits::TRUSTED)
+                        .map_err(|e| ClientError::Protocol(e.to_string()));
+                }
+                Ok(Message::Text(text)) => {
+                    return serde_json::from_str(&text)
+                        .map_err(|e| ClientError::Protocol(e.to_string()));
+                }
+                Ok(Message::Close(frame)) => {
+                    return Err(ClientError::Closed {
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(ClientError::Closed {
+                        code: None,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Close politely.
+    pub async fn close(mut self) {
+        let _ = self.sink.send(Message::Close(None)).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while self.stream.next().await.is_some() {}
+        })
+        .await;
+    }
+}
+
+/// A player in a match: a connection, the ids the server gave, and the mirrored world.
+#[derive(Debug)]
+pub struct Session {
+    /// `None` after [`Session::drop_connection`], until [`Session::reconnect`].
+    conn: Option<Connection>,
+    url: String,
+    token: String,
+    match_id: MatchId,
+    player: PlayerId,
+    entity: EntityId,
+    resume_token: String,
+    tick_rate_hz: u32,
+    mirror: Mirror,
+    next_id: u32,
+}
+
+impl Session {
+    /// Connect and join match `match_id`, or quick-join with `None`.
+    pub async fn join(
+        url: &str,
+        token: &str,
+        match_id: Option<MatchId>,
+        name: &str,
+    ) -> Result<Session, ClientError> {
+        let mut conn = Connection::connect(url, token).await?;
+        conn.send(&ClientMessage::Join {
+            match_id,
+            name: name.to_string(),
+        })
+        .await?;
+        match conn.recv().await? {
+            ServerMessage::Joined {
+                match_id,
+                player,
+                entity,
+                tick_rate_hz,
+                resume_token,
+                snapshot,
+            } => {
+                let mut mirror = Mirror::default();
+                mirror.apply_snapshot(&snapshot);
+                Ok(Session {
+                    conn: Some(conn),
+                    url: url.to_string(),
+                    token: token.to_string(),
+                    match_id,
+                    player,
+                    entity,
+                    resume_token,
+                    tick_rate_hz,
+                    mirror,
+                    next_id: 1,
+                })
+            }
+            ServerMessage::Error { code, reason } => Err(ClientError::Closed {
+                code: Some(code),
+                reason,
+            }),
+            other => Err(ClientError::Protocol(format!(
+                "expected Joined, got {other:?}"
+            ))),
+        }
+    }
+
+    pub fn match_id(&self) -> MatchId {
+        self.match_id
+    }
+
+    pub fn player(&self) -> PlayerId {
+        self.player
+    }
+
+    /// The entity this player commands.
+    pub fn entity(&self) -> EntityId {
+        self.entity
+    }
+
+    pub fn tick_rate_hz(&self) -> u32 {
+        self.tick_rate_hz
+    }
+
+    pub fn resume_token(&self) -> &str {
+        &self.resume_token
+    }
+
+    pub fn mirror(&self) -> &Mirror {
+        &self.mirror
+    }
+
+    /// The connection, for sending or receiving outside the session's bookkeeping.
+    pub fn connection(&mut self) -> Result<&mut Connection, ClientError> {
+        self.conn.as_mut().ok_or_else(not_connected)
+    }
+
+    /// The id the next [`Session::send`] will use.
+    pub fn next_command_id(&self) -> CommandId {
+        CommandId(self.next_id)
+    }
+
+    /// Send a command with the next id; returns the id (the server answers `Ack` or `Rejected`).
+    pub async fn send(&mut self, command: Command) -> Result<CommandId, ClientError> {
+        let id = CommandId(self.next_id);
+        self.next_id += 1;
+        self.connection()?
+            .send(&ClientMessage::Command { id, command })
+            .await?;
+        Ok(id)
+    }
+
+    /// Send a command with a chosen id (to resend one after a resume: the server acknowledges a
+    /// duplicate without applying it again).
+    pub async fn send_with_id(
+        &mut self,
+        id: CommandId,
+        command: Command,
+    ) -> Result<(), ClientError> {
+        self.next_id = self.next_id.max(id.0 + 1);
+        self.connection()?
+            .send(&ClientMessage::Command { id, command })
+            .await
+    }
+
+    /// The next message, after applying it to the mirror (snapshots and deltas). A delta that
+    /// skips ticks is a [`ClientError::Gap`]: call [`Session::reconnect`] to resync.
+    pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
+        let message = self.connection()?.recv().await?;
+        match &message {
+            ServerMessage::Delta(delta) => {
+                self.mirror.apply_delta(delta)?;
+            }
+            ServerMessage::Snapshot(snapshot) => self.mirror.apply_snapshot(snapshot),
+            _ => {}
+        }
+        Ok(message)
+    }
+
+    /// The next message, not applied to the mirror.
+    pub async fn recv_unapplied(&mut self) -> Result<ServerMessage, ClientError> {
+        self.connection()?.recv().await
+    }
+
+    /// Open a new connection and resume this session: the server re-sends exactly the deltas
+    /// after the mirror's tick (or a snapshot when the gap is too large), which [`Session::recv`]
+    /// then applies as usual.
+    pub async fn reconnect(&mut self) -> Result<(), ClientError> {
+        let mut conn = Connection::connect(&self.url, &self.token).await?;
+        let resume = ClientMessage::Resume {
+            token: self.resume_token.clone(),
+            last_tick: self.mirror.tick(),
+            last_seq: self.mirror.seq(),
+        };
+        conn.send(&resume).await?;
+        match conn.recv().await? {
+            ServerMessage::Resumed { .. } => {
+                self.conn = Some(conn);
+                Ok(())
+            }
+            ServerMessage::Error { code, reason } => Err(ClientError::Closed {
+                code: Some(code),
+                reason,
+            }),
+            other => Err(ClientError::Protocol(format!(
+                "expected Resumed, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Drop the connection without a word (as a network failure would). The session can
+    /// [`reconnect`](Session::reconnect) afterwards.
+    pub fn drop_connection(&mut self) {
+        // Dropping both halves closes the TCP socket with no close frame.
+        self.conn = None;
+    }
+
+    /// Leave the match and close.
+    pub async fn leave(mut self) -> Result<(), ClientError> {
+        let conn = self.connection()?;
+        conn.send(&ClientMessage::Leave).await?;
+        loop {
+            match conn.recv().await {
+                Ok(_) => {}
+                Err(ClientError::Closed { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -1,6 +1,155 @@
-//! End-to-end tests of tickforge, one behaviour per file under `tests/tests/`.
+//! End-to-end tests of tickforge, one behaviour per file under `tests/tests/`, and the helpers
+//! they share: a real server on 127.0.0.1 port 0 with its data in a temporary directory, and the
+//! paths of the workspace's binaries for tests that run them as child processes.
 //!
-//! Behaviours of a single crate are tested in that crate (`protocol/tests`, `server/tests`);
-//! this crate holds those that need several: a server, bots and the replay tool together,
-//! over real sockets on 127.0.0.1 port 0, real files in temporary directories and real child
-//! processes. Its first tests arrive with the network server.
+//! Behaviours of a single crate are tested in that crate (`protocol/tests`, `server/tests`,
+//! `replays/tests`); this crate holds those that need a server, clients and files together.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tickforge_protocol::{EntityState, MatchId, SimSnapshot, Tick};
+use tickforge_server::config::{ConfigArgs, ServerConfig};
+use tickforge_server::net::{AppState, Server};
+use tokio_util::sync::CancellationToken;
+
+/// A server running in this process.
+#[derive(Debug)]
+pub struct TestServer {
+    /// `ws://127.0.0.1:PORT`
+    pub url: String,
+    pub state: Arc<AppState>,
+    pub dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Start a server with the defaults, changed by `adjust`, on a free port.
+    pub async fn start(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ConfigArgs::default().resolve().expect("defaults are valid");
+        config.listen = "127.0.0.1:0".parse().expect("address");
+        config.data_dir = dir.path().to_path_buf();
+        adjust(&mut config);
+        let shutdown = CancellationToken::new();
+        let server = Server::bind(config, shutdown.clone())
+            .await
+            .expect("the server binds");
+        let url = format!("ws://{}", server.local_addr().expect("bound"));
+        let state = server.state();
+        let task = tokio::spawn(server.run());
+        TestServer {
+            url,
+            state,
+            dir,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Shut down gracefully (matches close their logs) and wait for it.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("stops within 20 s")
+            .expect("no panic");
+        self.dir
+    }
+
+    /// The replay file of match `id`.
+    pub fn replay_path(&self, id: MatchId) -> PathBuf {
+        self.state
+            .config
+            .replay_dir()
+            .join(tickforge_server::matches::replay_file_name(id))
+    }
+
+    /// A guest token.
+    pub async fn token(&self, name: &str) -> String {
+        tickforge_client::guest_token(&self.url, name, false)
+            .await
+            .expect("a guest token")
+    }
+
+    /// A guest spectator token.
+    pub async fn spectator_token(&self, name: &str) -> String {
+        tickforge_client::guest_token(&self.url, name, true)
+            .await
+            .expect("a guest token")
+    }
+
+    /// Create a match of `game` with these settings over the defaults; returns its id.
+    pub async fn create_match(&self, game: &str, config: serde_json::Value, seed: u64) -> MatchId {
+        let token = self.token("admin").await;
+        let info =
+            tickforge_client::create_match(&self.url, &token, game, Some(config), Some(seed))
+                .await
+                .expect("created");
+        MatchId(info["id"].as_u64().expect("an id"))
+    }
+
+    /// Wait until match `id`'s replay file holds tick `tick` durably.
+    pub async fn wait_durable(&self, id: MatchId, tick: Tick) {
+        let shared = self.state.registry.shared(id).expect("the match exists");
+        for _ in 0..1000 {
+            if shared.info.read().durable_tick >= tick {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "match {id} did not make tick {} durable within 10 s",
+            tick.0
+        );
+    }
+}
+
+/// The public part of a full snapshot, shaped like a client mirror (components by name).
+pub fn public_view(snapshot: &SimSnapshot) -> Vec<EntityState> {
+    const PRIVATE: &[&str] = &["cooldown", "pickup_timer"];
+    snapshot
+        .entities
+        .iter()
+        .map(|e| {
+            let mut components: Vec<_> = e
+                .components
+                .iter()
+                .filter(|c| !PRIVATE.contains(&c.name()))
+                .cloned()
+                .collect();
+            components.sort_by_key(|c| c.name());
+            EntityState {
+                id: e.id,
+                components,
+            }
+        })
+        .collect()
+}
+
+/// The path of a workspace binary, built if it is not there yet.
+pub fn binary(name: &str) -> PathBuf {
+    let target = target_dir();
+    let path = target.join("debug").join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--bin", name])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building {name} failed");
+    }
+    path
+}
+
+fn target_dir() -> PathBuf {
+    // This test executable lives in <target>/debug/deps/.
+    let exe = std::env::current_exe().expect("the test knows its path");
+    exe.parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .expect("inside a target dir")
+}

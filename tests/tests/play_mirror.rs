@@ -1,0 +1,113 @@
+//! Eight clients play an arena match for 10 s over real sockets; each client's mirror equals
+//! the server's world at the same tick, and the match's replay file verifies.
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tickforge_client::Session;
+use tickforge_protocol::{Command, ServerMessage};
+use tickforge_tests::{TestServer, public_view};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_clients_mirror_the_server_and_the_replay_verifies() {
+    let server = TestServer::start(|_| {}).await;
+    let config = json!({ "max_players": 8, "width_mm": 9000, "height_mm": 9000, "pickup_interval_ticks": 60, "score_limit": 10000 });
+    let id = server.create_match("arena", config, 5).await;
+    let mut clients = Vec::new();
+    for i in 0..8u64 {
+        let (url, token) = (server.url.clone(), server.token(&format!("p{i}")).await);
+        clients.push(tokio::spawn(async move {
+            let mut session = Session::join(&url, &token, Some(id), &format!("p{i}"))
+                .await
+                .expect("joins the match");
+            let me = session.entity();
+            let mut rng = ChaCha8Rng::seed_from_u64(i);
+            let (mut acks, mut rejections) = (0, 0);
+            let playing_until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < playing_until {
+                match session.recv().await.expect("the connection holds") {
+                    ServerMessage::Delta(delta) if delta.tick.0 % 3 == i % 3 => {
+                        let roll = rng.next_u32() % 10;
+                        let (a, b) = (
+                            (rng.next_u32() % 121) as i32 - 60,
+                            (rng.next_u32() % 121) as i32 - 60,
+                        );
+                        let command = if roll < 7 {
+                            Command::Move {
+                                entity: me,
+                                vx: a,
+                                vy: b,
+                            }
+                        } else {
+                            Command::Fire {
+                                entity: me,
+                                dx: a,
+                                dy: b + 1,
+                            }
+                        };
+                        session.send(command).await.expect("sends");
+                    }
+                    ServerMessage::Ack { .. } => acks += 1,
+                    ServerMessage::Rejected { .. } => rejections += 1,
+                    _ => {}
+                }
+            }
+            // A little more reading, so the last commands' answers arrive.
+            let settle = Instant::now() + Duration::from_millis(300);
+            while Instant::now() < settle {
+                if let Ok(Ok(ServerMessage::Ack { .. })) =
+                    tokio::time::timeout(Duration::from_millis(50), session.recv()).await
+                {
+                    acks += 1;
+                }
+            }
+            (session.mirror().clone(), acks, rejections)
+        }));
+    }
+    let mut results = Vec::new();
+    for c in clients {
+        results.push(c.await.expect("the client task runs"));
+    }
+    let path = server.replay_path(id);
+    for (i, (mirror, acks, _rejections)) in results.iter().enumerate() {
+        assert!(
+            *acks > 50,
+            "client {i} should have had its commands acknowledged, got {acks}"
+        );
+        assert!(
+            mirror.tick().0 >= 500,
+            "client {i} should have followed about 600 ticks, reached {}",
+            mirror.tick().0
+        );
+        server.wait_durable(id, mirror.tick()).await;
+        let world = tickforge_server::log::replay::seek(&path, mirror.tick())
+            .expect("the server's world at that tick");
+        assert_eq!(
+            mirror.to_states(),
+            public_view(&world),
+            "client {i}'s mirror at tick {} should equal the server's world",
+            mirror.tick().0
+        );
+    }
+    let players = results[0]
+        .0
+        .entities()
+        .filter(|(_, c)| c.contains_key("player"))
+        .count();
+    assert_eq!(players, 8, "all eight players should be in the mirror");
+
+    let _dir = server.stop().await;
+    let verified = tickforge_replay::verify(&path, |_, _| {})
+        .expect("the replay reads")
+        .expect("the replay verifies");
+    assert!(
+        verified.ticks >= 600,
+        "the replay should hold the whole match, has {} ticks",
+        verified.ticks
+    );
+    assert!(
+        verified.health.clean_close,
+        "a graceful stop closes the replay with its footer"
+    );
+}
