@@ -75,6 +75,10 @@ pub struct ConfigArgs {
     /// Commands queued per match between ticks [default: 128 per player slot, at least 128]
     #[arg(long, env = "TICKFORGE_MATCH_INBOX")]
     pub match_inbox: Option<usize>,
+    /// Kernel send buffer per connection, in bytes: bounds what a client that stops reading
+    /// can hold up before it is noticed [default: 65536]
+    #[arg(long, env = "TICKFORGE_SOCKET_SEND_BUFFER")]
+    pub socket_send_buffer: Option<usize>,
     /// Connections the server accepts at once [default: 20000]
     #[arg(long, env = "TICKFORGE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -126,6 +130,7 @@ pub struct ServerConfig {
     pub command_burst: u32,
     pub abuse_limit: u32,
     pub match_inbox: usize,
+    pub socket_send_buffer: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub resume_grace: Duration,
@@ -160,6 +165,7 @@ impl Default for ServerConfig {
             command_burst: 60,
             abuse_limit: 300,
             match_inbox: 128,
+            socket_send_buffer: 64 * 1024,
             max_connections: 20_000,
             max_connections_per_ip: 8192,
             resume_grace: Duration::from_secs(30),
@@ -234,6 +240,7 @@ impl ConfigArgs {
             command_burst,
             abuse_limit,
             match_inbox,
+            socket_send_buffer,
             max_connections,
             max_connections_per_ip,
             resume_grace_secs,
@@ -375,6 +382,11 @@ impl ConfigArgs {
                 "--match-inbox",
                 self.match_inbox.map(|v| v as u64),
                 d.match_inbox as u64,
+            )? as usize,
+            socket_send_buffer: positive(
+                "--socket-send-buffer",
+                self.socket_send_buffer.map(|v| v as u64),
+                d.socket_send_buffer as u64,
             )? as usize,
             max_connections: positive(
                 "--max-connections",

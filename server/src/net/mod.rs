@@ -189,6 +189,10 @@ impl Server {
                 }
             };
             let _ = stream.set_nodelay(true);
+            // A fixed send buffer (no autotuning into megabytes): a client that stops reading
+            // fills it within seconds and is then noticed.
+            let _ = socket2::SockRef::from(&stream)
+                .set_send_buffer_size(state.config.socket_send_buffer);
             match ConnLimits::admit(&state, peer.ip()) {
                 Ok(permit) => {
                     state.tasks.spawn(http::serve_connection(
