@@ -83,7 +83,7 @@ async fn a_dropped_client_resumes_to_the_same_state_and_duplicates_apply_once() 
         .await
         .expect("sends");
     let mut acks = Vec::new();
-    while acks.len() < 1 {
+    while acks.is_empty() {
         if let ServerMessage::Ack { id, duplicate, .. } = b.recv().await.expect("holds") {
             acks.push((id, duplicate));
         }

@@ -32,7 +32,9 @@ struct Args {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let admin = guest_token(&args.url, "bench", false).await.context("is the server running in development mode?")?;
+    let admin = guest_token(&args.url, "bench", false)
+        .await
+        .context("is the server running in development mode?")?;
     let side = 8_000 * (f64::from(args.players).sqrt().ceil() as i64);
     let config = serde_json::json!({ "max_players": args.players, "width_mm": side, "height_mm": side, "score_limit": 1_000_000 });
     let info = create_match(&args.url, &admin, "arena", Some(config), Some(7)).await?;
@@ -54,7 +56,12 @@ async fn main() -> anyhow::Result<()> {
                     let (vx, vy) = [(70, 70), (-70, 70), (-70, -70), (70, -70)][phase as usize];
                     s.send(Command::Move { entity: me, vx, vy }).await?;
                     if n % 15 == (i % 15) as i32 {
-                        s.send(Command::Fire { entity: me, dx: vy, dy: -vx }).await?;
+                        s.send(Command::Fire {
+                            entity: me,
+                            dx: vy,
+                            dy: -vx,
+                        })
+                        .await?;
                     }
                 }
             }
@@ -64,13 +71,20 @@ async fn main() -> anyhow::Result<()> {
     for p in players {
         p.await??;
     }
-    let (_, metrics) = tickforge_client::http::request(&args.url, "GET", "/metrics", None, None).await?;
+    let (_, metrics) =
+        tickforge_client::http::request(&args.url, "GET", "/metrics", None, None).await?;
     let text = String::from_utf8_lossy(&metrics);
     let value = |name: &str| {
-        text.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok())
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
     };
     let matches = get_json(&args.url, "/matches").await?;
-    let ticks = matches.as_array().and_then(|m| m.iter().find(|x| x["id"] == id.0)).map(|m| m["tick"].clone());
+    let ticks = matches
+        .as_array()
+        .and_then(|m| m.iter().find(|x| x["id"] == id.0))
+        .map(|m| m["tick"].clone());
     println!(
         "arena, {} players, {} s: tick p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; overruns {}; ticks {}",
         args.players,

@@ -213,7 +213,7 @@ impl MatchTask {
     /// Phases, in order:
     /// 1. drain the inbox in arrival order (joins and leaves the match issues itself first);
     ///    drop duplicate command ids (acknowledged, not applied);
-    /// 2–6. `Sim::run_tick`: decide, sequence, apply, fixed-step schedule, state hash;
+    /// 2. (to 6.) `Sim::run_tick`: decide, sequence, apply, fixed-step schedule, state hash;
     /// 7. hand the tick's records to the log writer thread (never waits);
     /// 8. encode the delta once and queue it for every connected player (never waits);
     ///    then: acks and rejections to senders, the tick to spectators, joins completed,
@@ -715,7 +715,7 @@ impl MatchTask {
                 info.stopped_reason = Some(reason.clone());
             }
         }
-        let last = self.shared.live.borrow().clone();
+        let last = *self.shared.live.borrow();
         self.shared.live.send_replace(LiveMark {
             finished: true,
             ..last

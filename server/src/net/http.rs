@@ -235,22 +235,23 @@ fn health(state: &AppState) -> Response<Body> {
 
 async fn read_json<T: for<'de> Deserialize<'de> + Default>(
     req: Request<Incoming>,
-) -> Result<T, Response<Body>> {
+) -> Result<T, Box<Response<Body>>> {
     let body = Limited::new(req.into_body(), 64 * 1024)
         .collect()
         .await
         .map_err(|e| {
-            error(
+            Box::new(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "bad_body",
                 format!("could not read the body (64 KiB at most): {e}"),
-            )
+            ))
         })?
         .to_bytes();
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&body).map_err(|e| error(StatusCode::BAD_REQUEST, "bad_json", e))
+    serde_json::from_slice(&body)
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, "bad_json", e)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -275,7 +276,7 @@ async fn create_match(req: Request<Incoming>, state: &AppState) -> Response<Body
     }
     let body: CreateMatch = match read_json(req).await {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let name = body
         .game
@@ -445,7 +446,7 @@ async fn guest_token(req: Request<Incoming>, state: &AppState) -> Response<Body>
     }
     let body: GuestRequest = match read_json(req).await {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let name = body
         .name
@@ -459,7 +460,7 @@ async fn guest_token(req: Request<Incoming>, state: &AppState) -> Response<Body>
 }
 
 /// Check the WebSocket handshake headers; the `Sec-WebSocket-Accept` value if they are right.
-fn websocket_accept(req: &Request<Incoming>) -> Result<String, Response<Body>> {
+fn websocket_accept(req: &Request<Incoming>) -> Result<String, Box<Response<Body>>> {
     let has = |name: header::HeaderName, token: &str| {
         req.headers()
             .get_all(name)
@@ -468,11 +469,11 @@ fn websocket_accept(req: &Request<Incoming>) -> Result<String, Response<Body>> {
             .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case(token)))
     };
     if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::UPGRADE_REQUIRED,
             "websocket_required",
             "this endpoint speaks WebSocket only",
-        ));
+        )));
     }
     if req
         .headers()
@@ -480,21 +481,21 @@ fn websocket_accept(req: &Request<Incoming>) -> Result<String, Response<Body>> {
         .and_then(|v| v.to_str().ok())
         != Some("13")
     {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "websocket_version",
             "Sec-WebSocket-Version must be 13",
-        ));
+        )));
     }
     let key = req
         .headers()
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or_else(|| {
-            error(
+            Box::new(error(
                 StatusCode::BAD_REQUEST,
                 "websocket_key",
                 "Sec-WebSocket-Key is missing",
-            )
+            ))
         })?;
     Ok(derive_accept_key(key.as_bytes()))
 }
@@ -519,7 +520,7 @@ fn upgrade_player(
 ) -> Response<Body> {
     let accept = match websocket_accept(&req) {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let claims = match claims(&req, &state) {
         Ok(c) if c.role == Role::Player => c,
@@ -556,7 +557,7 @@ fn upgrade_spectator(
 ) -> Response<Body> {
     let accept = match websocket_accept(&req) {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Err(e) = claims(&req, &state) {
         return unauthorized(e);

@@ -121,28 +121,18 @@ pub(crate) async fn run_spectator<S>(
     let reader = {
         let (control, state, liveness) = (control.clone(), state.clone(), liveness.clone());
         async move {
-            loop {
-                match next_frame(&mut stream, &liveness, &state).await {
-                    Ok(Incoming::Data(_)) => {
-                        control.close(
-                            CloseCode::PolicyViolation,
-                            "spectators are read-only: no messages are accepted",
-                        );
-                        return;
-                    }
-                    Ok(Incoming::Closed) => {
-                        control.cancel.cancel();
-                        return;
-                    }
-                    Err((code, reason)) => {
-                        control.close(code, reason);
-                        return;
-                    }
-                }
+            // Control frames are answered inside next_frame; the first data frame is a violation.
+            match next_frame(&mut stream, &liveness, &state).await {
+                Ok(Incoming::Data(_)) => control.close(
+                    CloseCode::PolicyViolation,
+                    "spectators are read-only: no messages are accepted",
+                ),
+                Ok(Incoming::Closed) => control.cancel.cancel(),
+                Err((code, reason)) => control.close(code, reason),
             }
         }
     };
-    let cursor = follow(params, &source, &state, &frames_tx);
+    let cursor = follow(params, &source, &frames_tx);
     tokio::select! {
         () = control.cancel.cancelled() => {}
         () = reader => {}
@@ -173,7 +163,6 @@ fn encode_message(message: &SpectatorMessage, json: bool) -> Bytes {
 async fn follow(
     params: SpectateParams,
     source: &Source,
-    state: &Arc<AppState>,
     out: &mpsc::Sender<Bytes>,
 ) -> Result<(), (CloseCode, String)> {
     let gone = || (CloseCode::Normal, "the spectator went away".to_string());
@@ -199,7 +188,7 @@ async fn follow(
     loop {
         let live = match live_now(&live_rx) {
             Some(live) => live,
-            None => file_live_mark(&source.path, state).await?,
+            None => file_live_mark(&source.path).await?,
         };
         let visible = if live.finished {
             live.tick
@@ -207,11 +196,11 @@ async fn follow(
             Tick(live.tick.0.saturating_sub(params.delay_ticks))
         };
         if next_tick.is_none() {
-            next_tick = find_start(sent_seq, source, live, state).await?;
+            next_tick = find_start(sent_seq, source, live).await?;
         }
         if let Some(mut tick) = next_tick {
             while tick <= visible {
-                let batch = ticks_from(tick, visible, source, state).await?;
+                let batch = ticks_from(tick, visible, source).await?;
                 if batch.is_empty() {
                     break; // Neither in memory nor in the file yet: wait for the writer.
                 }
@@ -259,12 +248,8 @@ async fn follow(
 }
 
 /// The live mark of a finished match, from its file.
-async fn file_live_mark(
-    path: &std::path::Path,
-    state: &Arc<AppState>,
-) -> Result<LiveMark, (CloseCode, String)> {
+async fn file_live_mark(path: &std::path::Path) -> Result<LiveMark, (CloseCode, String)> {
     let path = path.to_path_buf();
-    let _ = state;
     let index =
         tokio::task::spawn_blocking(move || ReplayReader::open(&path).map(|r| r.index().clone()))
             .await
@@ -282,7 +267,6 @@ async fn find_start(
     seq: Seq,
     source: &Source,
     live: LiveMark,
-    state: &Arc<AppState>,
 ) -> Result<Option<Tick>, (CloseCode, String)> {
     if seq >= live.seq {
         return Ok(Some(live.tick.next()));
@@ -298,7 +282,6 @@ async fn find_start(
         }
     }
     let path = source.path.clone();
-    let _ = state;
     tokio::task::spawn_blocking(move || -> Result<Option<Tick>, String> {
         let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
         for t in reader.ticks().map_err(|e| e.to_string())? {
@@ -325,7 +308,6 @@ async fn ticks_from(
     from: Tick,
     to: Tick,
     source: &Source,
-    state: &Arc<AppState>,
 ) -> Result<Vec<TickOut>, (CloseCode, String)> {
     if let Some(shared) = &source.shared
         && shared.ring_tick(from).is_some()
@@ -346,7 +328,6 @@ async fn ticks_from(
         return Ok(out);
     }
     let path = source.path.clone();
-    let _ = state;
     tokio::task::spawn_blocking(move || -> Result<Vec<TickOut>, String> {
         let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
         let start = match reader.snapshot_before(Tick(from.0.saturating_sub(1))) {
