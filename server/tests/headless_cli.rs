@@ -11,7 +11,8 @@ fn server() -> Command {
 fn plays_a_headless_match_and_prints_a_summary() {
     let out = server()
         .args([
-            "--game",
+            "headless",
+            "--headless-game",
             "arena",
             "--players",
             "4",
@@ -43,7 +44,8 @@ fn plays_a_headless_match_and_prints_a_summary() {
     // Same seed, same match: the printed hash is reproducible across processes.
     let again = server()
         .args([
-            "--game",
+            "headless",
+            "--headless-game",
             "arena",
             "--players",
             "4",

@@ -444,3 +444,78 @@ async fn a_client_that_stops_reading_is_cut_without_hurting_the_others() {
     drop(ws);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_and_connection_caps_get_their_outcomes() {
+    let server = TestServer::start(|c| {
+        c.handshake_timeout = Duration::from_secs(1);
+        c.ping_interval = Duration::from_secs(1);
+        c.pong_timeout = Duration::from_secs(2);
+        c.max_connections_per_ip = 3;
+    })
+    .await;
+    let token = server.token("quiet").await;
+
+    // Upgraded, then silence: no Hello within the handshake deadline.
+    let mut mute = Connection::open(&format!("{}/play", server.url), &token)
+        .await
+        .expect("opens");
+    let started = tokio::time::Instant::now();
+    let (code, reason) = close_of(&mut mute).await;
+    assert_eq!(code, Some(4002), "no Hello: unexpected_message ({reason})");
+    assert!(reason.contains("no Hello within 1 s"), "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "closed at the deadline, not later"
+    );
+    drop(mute);
+
+    // Joined, then never reading: no pongs, so the ping timeout closes it.
+    let id = server
+        .create_match("drift", json!({ "max_players": 4 }), 1)
+        .await;
+    let deaf = joined(&server, id, "deaf").await;
+    let cut = async {
+        for _ in 0..100 {
+            if server
+                .state
+                .metrics
+                .render()
+                .contains("tickforge_closes_total{reason=\"ping_timeout\"} 1")
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(
+        cut.await,
+        "a client that answers no pings is closed with ping_timeout within 10 s"
+    );
+    drop(deaf);
+
+    // The per-address cap: three open connections, and the fourth is refused before a byte.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            tokio::net::TcpStream::connect(server.url.trim_start_matches("ws://"))
+                .await
+                .expect("connects"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = Connection::open(&format!("{}/play", server.url), &token)
+        .await
+        .expect_err("over the cap");
+    match err {
+        ClientError::Refused { status, body } => {
+            assert_eq!(status, 503);
+            assert!(body.contains("too_many_connections"), "{body}");
+        }
+        other => panic!("expected 503, got {other}"),
+    }
+    drop(held);
+    server.stop().await;
+}
