@@ -103,11 +103,42 @@ pub fn play_url(url: &str) -> Result<String, ClientError> {
     Ok(format!("ws://{authority}/play"))
 }
 
+/// Messages and bytes on one connection, counted as on the wire: payload plus WebSocket frame
+/// header (2, 4 or 10 bytes; client frames add a 4-byte mask), without TCP/IP headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub frames_in: u64,
+    pub bytes_in: u64,
+    pub frames_out: u64,
+    pub bytes_out: u64,
+}
+
+fn frame_header(len: usize) -> u64 {
+    match len {
+        0..=125 => 2,
+        126..=65_535 => 4,
+        _ => 10,
+    }
+}
+
+impl Traffic {
+    fn sent(&mut self, len: usize) {
+        self.frames_out += 1;
+        self.bytes_out += len as u64 + frame_header(len) + 4;
+    }
+
+    fn received(&mut self, len: usize) {
+        self.frames_in += 1;
+        self.bytes_in += len as u64 + frame_header(len);
+    }
+}
+
 /// A WebSocket to a server with Hello/Welcome done.
 #[derive(Debug)]
 pub struct Connection {
     sink: SplitSink<Ws, Message>,
     stream: SplitStream<Ws>,
+    traffic: Traffic,
     /// The server's name and version, from `Welcome`.
     pub server: String,
 }
@@ -159,11 +190,7 @@ impl Connection {
                 other => ClientError::Io(format!("connecting to {ws_url}: {other}")),
             })?;
         let (sink, stream) = ws.split();
-        Ok(Connection {
-            sink,
-            stream,
-            server: String::new(),
-        })
+        Ok(Connection { sink, stream, server: String::new(), traffic: Traffic::default() })
     }
 
     /// Send one message (flushed).
@@ -172,8 +199,14 @@ impl Connection {
         self.send_bytes(bytes).await
     }
 
+    /// What this connection has sent and received so far.
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
     /// Send raw bytes as one binary frame (for tools that test servers with odd input).
     pub async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<(), ClientError> {
+        self.traffic.sent(bytes.len());
         self.sink
             .send(Message::Binary(bytes.into()))
             .await
@@ -191,8 +224,8 @@ impl Connection {
     /// Queue one message without flushing; [`Connection::flush`] sends everything queued.
     pub async fn feed(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
         let bytes = encode(message).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.sink
-            .feed(Message::Binary(bytes.into()))
+        self.traffic.sent(bytes.len());
+        self.sink.feed(Message::Binary(bytes.into()))
             .await
             .map_err(|e| ClientError::Io(e.to_string()))
     }
@@ -216,10 +249,12 @@ impl Connection {
             };
             match frame {
                 Ok(Message::Binary(bytes)) => {
+                    self.traffic.received(bytes.len());
                     return decode_with(&bytes, DecodeLimits::TRUSTED)
                         .map_err(|e| ClientError::Protocol(e.to_string()));
                 }
                 Ok(Message::Text(text)) => {
+                    self.traffic.received(text.len());
                     return serde_json::from_str(&text)
                         .map_err(|e| ClientError::Protocol(e.to_string()));
                 }
@@ -339,6 +374,11 @@ impl Session {
         &self.mirror
     }
 
+    /// What the current connection has sent and received.
+    pub fn traffic(&self) -> Traffic {
+        self.conn.as_ref().map(Connection::traffic).unwrap_or_default()
+    }
+
     /// The connection, for sending or receiving outside the session's bookkeeping.
     pub fn connection(&mut self) -> Result<&mut Connection, ClientError> {
         self.conn.as_mut().ok_or_else(not_connected)
@@ -357,6 +397,19 @@ impl Session {
             .send(&ClientMessage::Command { id, command })
             .await?;
         Ok(id)
+    }
+
+    /// Queue a command with the next id without flushing; [`Session::flush`] sends the queue.
+    pub async fn feed(&mut self, command: Command) -> Result<CommandId, ClientError> {
+        let id = CommandId(self.next_id);
+        self.next_id += 1;
+        self.connection()?.feed(&ClientMessage::Command { id, command }).await?;
+        Ok(id)
+    }
+
+    /// Send everything queued with [`Session::feed`].
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        self.connection()?.flush().await
     }
 
     /// Send a command with a chosen id (to resend one after a resume: the server acknowledges a
@@ -422,6 +475,15 @@ impl Session {
     pub fn drop_connection(&mut self) {
         // Dropping both halves closes the TCP socket with no close frame.
         self.conn = None;
+    }
+
+    /// Close the connection politely without leaving the match (the seat stays for the grace
+    /// period), not waiting for anything.
+    pub async fn leave_quietly(mut self) -> Result<(), ClientError> {
+        if let Some(conn) = self.conn.take() {
+            conn.close().await;
+        }
+        Ok(())
     }
 
     /// Leave the match and close.

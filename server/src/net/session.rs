@@ -491,30 +491,28 @@ where
             "could not queue Welcome".to_string(),
         )
     })?;
-    let seat = match next("Join or Resume").await? {
-        ClientMessage::Join { match_id, name } => {
-            let name = if name.is_empty() {
-                claims.sub.clone()
-            } else {
-                name
-            };
-            state.registry.join(match_id, name, out.clone()).await
-        }
-        ClientMessage::Resume {
-            token,
-            last_tick,
-            last_seq,
-        } => {
-            state
-                .registry
-                .resume(&token, last_tick, last_seq, out.clone())
-                .await
-        }
-        other => {
-            return Err((
-                CloseCode::UnexpectedMessage,
-                format!("after Hello comes Join or Resume, not {}", kind(&other)),
-            ));
+    // After Welcome a client may wait (in a lobby, say) before joining: there is no deadline,
+    // but it must answer pings, and its own pings are answered.
+    let seat = loop {
+        let frame = next_frame(stream, liveness, state).await?;
+        let bytes = match frame {
+            Incoming::Data(bytes) => bytes,
+            Incoming::Closed => return Err((CloseCode::Normal, "the client closed".into())),
+        };
+        match decode_with::<ClientMessage>(&bytes, limits).map_err(|e| decode_error(&e))? {
+            ClientMessage::Ping { nonce } => {
+                let _ = out.frames.try_send(reply(&ServerMessage::Pong { nonce }));
+            }
+            ClientMessage::Join { match_id, name } => {
+                let name = if name.is_empty() { claims.sub.clone() } else { name };
+                break state.registry.join(match_id, name, out.clone()).await;
+            }
+            ClientMessage::Resume { token, last_tick, last_seq } => {
+                break state.registry.resume(&token, last_tick, last_seq, out.clone()).await;
+            }
+            other => {
+                return Err((CloseCode::UnexpectedMessage, format!("after Hello comes Join or Resume, not {}", kind(&other))));
+            }
         }
     };
     seat.map_err(|refused: JoinRefused| (refused.close_code(), refused.to_string()))
