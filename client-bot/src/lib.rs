@@ -190,7 +190,12 @@ impl Connection {
                 other => ClientError::Io(format!("connecting to {ws_url}: {other}")),
             })?;
         let (sink, stream) = ws.split();
-        Ok(Connection { sink, stream, server: String::new(), traffic: Traffic::default() })
+        Ok(Connection {
+            sink,
+            stream,
+            server: String::new(),
+            traffic: Traffic::default(),
+        })
     }
 
     /// Send one message (flushed).
@@ -225,7 +230,8 @@ impl Connection {
     pub async fn feed(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
         let bytes = encode(message).map_err(|e| ClientError::Protocol(e.to_string()))?;
         self.traffic.sent(bytes.len());
-        self.sink.feed(Message::Binary(bytes.into()))
+        self.sink
+            .feed(Message::Binary(bytes.into()))
             .await
             .map_err(|e| ClientError::Io(e.to_string()))
     }
@@ -376,7 +382,10 @@ impl Session {
 
     /// What the current connection has sent and received.
     pub fn traffic(&self) -> Traffic {
-        self.conn.as_ref().map(Connection::traffic).unwrap_or_default()
+        self.conn
+            .as_ref()
+            .map(Connection::traffic)
+            .unwrap_or_default()
     }
 
     /// The connection, for sending or receiving outside the session's bookkeeping.
@@ -403,7 +412,9 @@ impl Session {
     pub async fn feed(&mut self, command: Command) -> Result<CommandId, ClientError> {
         let id = CommandId(self.next_id);
         self.next_id += 1;
-        self.connection()?.feed(&ClientMessage::Command { id, command }).await?;
+        self.connection()?
+            .feed(&ClientMessage::Command { id, command })
+            .await?;
         Ok(id)
     }
 

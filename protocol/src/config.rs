@@ -29,6 +29,64 @@ impl GameConfig {
         }
     }
 
+    /// Check that every setting is in a range the game can run with; the error names the
+    /// setting.
+    pub fn validate(&self) -> Result<(), String> {
+        fn within<T: PartialOrd + std::fmt::Display>(
+            name: &str,
+            v: T,
+            lo: T,
+            hi: T,
+        ) -> Result<(), String> {
+            if v < lo || v > hi {
+                Err(format!("{name} = {v} is outside {lo}..={hi}"))
+            } else {
+                Ok(())
+            }
+        }
+        match self {
+            GameConfig::Arena(c) => {
+                within("max_players", c.max_players, 1, 4096)?;
+                within(
+                    "width_mm",
+                    c.width_mm,
+                    2 * c.player_radius_mm.max(1) + 1,
+                    10_000_000,
+                )?;
+                within(
+                    "height_mm",
+                    c.height_mm,
+                    2 * c.player_radius_mm.max(1) + 1,
+                    10_000_000,
+                )?;
+                within("player_radius_mm", c.player_radius_mm, 1, 100_000)?;
+                within("max_speed_mm_per_tick", c.max_speed_mm_per_tick, 0, 100_000)?;
+                within(
+                    "projectile_speed_mm_per_tick",
+                    c.projectile_speed_mm_per_tick,
+                    1,
+                    100_000,
+                )?;
+                within("projectile_radius_mm", c.projectile_radius_mm, 0, 100_000)?;
+                within("projectile_ttl_ticks", c.projectile_ttl_ticks, 1, 1_000_000)?;
+                within("projectile_damage", c.projectile_damage, 0, 1_000_000)?;
+                within("max_health", c.max_health, 1, 1_000_000)?;
+                within("pickup_heal", c.pickup_heal, 0, 1_000_000)?;
+                within("pickup_radius_mm", c.pickup_radius_mm, 0, 100_000)?;
+                within("max_pickups", c.max_pickups, 0, 10_000)?;
+                within("time_limit_ticks", c.time_limit_ticks, 1, u64::MAX)?;
+                Ok(())
+            }
+            GameConfig::Drift(c) => {
+                within("max_players", c.max_players, 1, 4096)?;
+                within("width_mm", c.width_mm, 1, 10_000_000)?;
+                within("height_mm", c.height_mm, 1, 10_000_000)?;
+                within("max_step_mm", c.max_step_mm, 0, 1_000_000)?;
+                Ok(())
+            }
+        }
+    }
+
     /// How many players the match takes.
     pub fn max_players(&self) -> u32 {
         match self {
@@ -40,7 +98,7 @@ impl GameConfig {
 
 /// Arena rules. Lengths in millimetres, speeds in mm per tick, durations in ticks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ArenaConfig {
     pub max_players: u32,
     pub width_mm: i32,
@@ -89,7 +147,7 @@ impl Default for ArenaConfig {
 
 /// Drift rules: players nudge themselves around a bounded plane.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DriftConfig {
     pub max_players: u32,
     pub width_mm: i32,

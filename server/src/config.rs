@@ -72,7 +72,7 @@ pub struct ConfigArgs {
     /// Commands over the limit within 5 s that get a client disconnected [default: 5 × tick rate]
     #[arg(long, env = "TICKFORGE_ABUSE_LIMIT")]
     pub abuse_limit: Option<u32>,
-    /// Commands queued per match between ticks [default: 128 per player slot, at least 128]
+    /// Commands queued per match between ticks [default: 128]
     #[arg(long, env = "TICKFORGE_MATCH_INBOX")]
     pub match_inbox: Option<usize>,
     /// Kernel send buffer per connection, in bytes: bounds what a client that stops reading

@@ -302,7 +302,7 @@ impl Registry {
             .matches
             .read()
             .values()
-            .filter(|e| e.handle.is_some())
+            .filter(|e| e.shared.info.read().state == MatchState::Running)
             .count();
         if running >= self.config.max_matches {
             return Err(CreateError::TooMany(self.config.max_matches));

@@ -48,6 +48,41 @@ struct Conn {
     out: ClientOut,
     /// Set when a delta could not be queued: the client gets a snapshot once it drains.
     behind_since: Option<Tick>,
+    /// Frames owed to a resumed client beyond what its queue holds, sent in order as it drains
+    /// (bounded by the resume window; past it the client gets a snapshot instead).
+    backlog: VecDeque<Bytes>,
+}
+
+impl Conn {
+    fn new(out: ClientOut) -> Conn {
+        Conn {
+            out,
+            behind_since: None,
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// Queue `frame` after anything owed; false if the client's queue is full.
+    fn offer(&mut self, frame: &Bytes, max_backlog: usize) -> Result<(), TrySendError<Bytes>> {
+        while let Some(owed) = self.backlog.front() {
+            match self.out.frames.try_send(owed.clone()) {
+                Ok(()) => {
+                    self.backlog.pop_front();
+                }
+                Err(TrySendError::Full(_)) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.backlog.is_empty() {
+            return self.out.frames.try_send(frame.clone());
+        }
+        if self.backlog.len() >= max_backlog {
+            self.backlog.clear();
+            return Err(TrySendError::Full(frame.clone()));
+        }
+        self.backlog.push_back(frame.clone());
+        Ok(())
+    }
 }
 
 struct Slot {
@@ -319,7 +354,7 @@ impl MatchTask {
             if conn.behind_since.is_some() {
                 continue;
             }
-            match conn.out.frames.try_send(delta_frame.clone()) {
+            match conn.offer(&delta_frame, self.config.resume_window_ticks) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
                     self.metrics.delta_drops.inc();
@@ -425,7 +460,6 @@ impl MatchTask {
                     conn.behind_since = None;
                 }
             } else if tick.0.saturating_sub(since.0) > self.slow_ticks {
-                self.metrics.closed(CloseCode::TooSlow.reason());
                 conn.out.control.close(
                     CloseCode::TooSlow,
                     format!(
@@ -528,15 +562,7 @@ impl MatchTask {
         }
         self.players.insert(
             join.player,
-            Slot::new(
-                token,
-                entity,
-                Some(Conn {
-                    out: join.out,
-                    behind_since: None,
-                }),
-                None,
-            ),
+            Slot::new(token, entity, Some(Conn::new(join.out)), None),
         );
     }
 
@@ -628,8 +654,7 @@ impl MatchTask {
                 .filter(|(t, _, _)| *t > last_tick)
                 .map(|(_, _, f)| f.clone())
                 .collect();
-            (window_ok && seq_ok && frames.len() < out.frames.max_capacity().saturating_sub(4))
-                .then_some(frames)
+            (window_ok && seq_ok).then_some(frames)
         };
         let slot = self
             .players
@@ -656,21 +681,28 @@ impl MatchTask {
             Some(deltas) => frames.extend(deltas),
             None => frames.push(frame(&ServerMessage::Snapshot(self.sim.client_snapshot()))),
         }
+        // What the queue holds now; the rest is owed and follows as the client drains it.
+        let mut conn = Conn::new(out);
         for f in frames {
-            if out.frames.try_send(f).is_err() {
-                return Err(JoinRefused::ResumeFailed(
-                    "the connection closed while resuming".into(),
-                ));
+            if conn.backlog.is_empty() {
+                match conn.out.frames.try_send(f) {
+                    Ok(()) => continue,
+                    Err(TrySendError::Full(f)) => conn.backlog.push_back(f),
+                    Err(TrySendError::Closed(_)) => {
+                        return Err(JoinRefused::ResumeFailed(
+                            "the connection closed while resuming".into(),
+                        ));
+                    }
+                }
+            } else {
+                conn.backlog.push_back(f);
             }
         }
         let slot = self
             .players
             .get_mut(&player)
             .ok_or_else(|| JoinRefused::ResumeFailed("no such player".into()))?;
-        slot.conn = Some(Conn {
-            out,
-            behind_since: None,
-        });
+        slot.conn = Some(conn);
         slot.detached_at = None;
         Ok(seat)
     }
@@ -735,7 +767,6 @@ impl MatchTask {
         }
         for slot in self.players.values() {
             if let Some(conn) = &slot.conn {
-                self.metrics.closed(code.reason());
                 conn.out.control.close(code, reason.clone());
             }
         }

@@ -166,7 +166,7 @@ async fn route(
         (&Method::GET, ["healthz"]) => health(&state),
         (&Method::GET, ["metrics"]) => respond(
             StatusCode::OK,
-            "text/plain; version=0.0.4",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
             state.metrics.render(),
         ),
         (&Method::GET, ["matches"]) => json_response(StatusCode::OK, &state.registry.list()),
@@ -303,6 +303,13 @@ async fn create_match(req: Request<Incoming>, state: &AppState) -> Response<Body
             }
         }
     };
+    if let Err(e) = game.validate() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_config",
+            format!("{name} settings: {e}"),
+        );
+    }
     match state.registry.create(game, body.seed) {
         Ok(handle) => json_response(StatusCode::CREATED, &*handle.shared.info.read()),
         Err(e @ (CreateError::TooMany(_) | CreateError::ShuttingDown)) => {
@@ -421,9 +428,11 @@ async fn seek_replay(id: &str, tick: Option<&str>, state: &AppState) -> Response
     }
     match tokio::task::spawn_blocking(move || crate::log::replay::seek(&path, tick)).await {
         Ok(Ok(world)) => json_response(StatusCode::OK, &world),
-        Ok(Err(e @ crate::log::replay::SeekError::PastTheEnd { .. })) => {
-            error(StatusCode::NOT_FOUND, "past_the_end", e)
-        }
+        Ok(Err(crate::log::replay::SeekError::PastTheEnd { last, wanted, .. })) => error(
+            StatusCode::NOT_FOUND,
+            "past_the_end",
+            format!("match {id} ends at tick {last}; tick {wanted} is not in it"),
+        ),
         Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, "seek_failed", e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "seek_failed", e),
     }

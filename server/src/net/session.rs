@@ -111,6 +111,9 @@ pub(crate) async fn write_loop<S>(
     liveness: Arc<Liveness>,
     state: Arc<AppState>,
     text: bool,
+    // Players get a ServerMessage::Error before a non-normal close; spectators (who read
+    // SpectatorMessages) get the close frame alone.
+    error_message: bool,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -185,7 +188,7 @@ pub(crate) async fn write_loop<S>(
                 sink.feed(to_message(f)).await?;
             }
         }
-        if code != CloseCode::Normal && code != CloseCode::TooSlow {
+        if error_message && code != CloseCode::Normal && code != CloseCode::TooSlow {
             let error = ServerMessage::Error {
                 code: code.code(),
                 reason: reason.clone(),
@@ -293,6 +296,7 @@ where
         liveness.clone(),
         state.clone(),
         false,
+        true,
     ));
     let conn = state.next_conn_id();
     let out = ClientOut {
@@ -504,14 +508,28 @@ where
                 let _ = out.frames.try_send(reply(&ServerMessage::Pong { nonce }));
             }
             ClientMessage::Join { match_id, name } => {
-                let name = if name.is_empty() { claims.sub.clone() } else { name };
+                let name = if name.is_empty() {
+                    claims.sub.clone()
+                } else {
+                    name
+                };
                 break state.registry.join(match_id, name, out.clone()).await;
             }
-            ClientMessage::Resume { token, last_tick, last_seq } => {
-                break state.registry.resume(&token, last_tick, last_seq, out.clone()).await;
+            ClientMessage::Resume {
+                token,
+                last_tick,
+                last_seq,
+            } => {
+                break state
+                    .registry
+                    .resume(&token, last_tick, last_seq, out.clone())
+                    .await;
             }
             other => {
-                return Err((CloseCode::UnexpectedMessage, format!("after Hello comes Join or Resume, not {}", kind(&other))));
+                return Err((
+                    CloseCode::UnexpectedMessage,
+                    format!("after Hello comes Join or Resume, not {}", kind(&other)),
+                ));
             }
         }
     };

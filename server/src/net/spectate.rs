@@ -113,6 +113,7 @@ pub(crate) async fn run_spectator<S>(
         liveness.clone(),
         state.clone(),
         params.json,
+        false,
     ));
     state.metrics.spectators.inc();
     if let Some(shared) = &source.shared {
@@ -128,6 +129,11 @@ pub(crate) async fn run_spectator<S>(
                     "spectators are read-only: no messages are accepted",
                 ),
                 Ok(Incoming::Closed) => control.cancel.cancel(),
+                // Text frames are data too: a spectator sends nothing at all.
+                Err((tickforge_protocol::CloseCode::InvalidMessage, _)) => control.close(
+                    CloseCode::PolicyViolation,
+                    "spectators are read-only: no messages are accepted",
+                ),
                 Err((code, reason)) => control.close(code, reason),
             }
         }
@@ -176,12 +182,17 @@ async fn follow(
         |rx: &Option<tokio::sync::watch::Receiver<LiveMark>>| rx.as_ref().map(|r| *r.borrow());
 
     // The cursor: the last seq sent, and the next tick to send (once known).
+    // Where "live" is now: the running match's mark, or the end of the file of a finished one.
+    let start_mark = match live_now(&live_rx) {
+        Some(live) => live,
+        None => file_live_mark(&source.path).await?,
+    };
     let mut sent_seq = match params.from {
         From::Seq(seq) => seq,
-        From::Live => live_now(&live_rx).map_or(Seq(0), |l| l.seq),
+        From::Live => start_mark.seq,
     };
     let mut next_tick: Option<Tick> = match params.from {
-        From::Live => live_now(&live_rx).map(|l| l.tick.next()),
+        From::Live => Some(start_mark.tick.next()),
         From::Seq(_) => None,
     };
     let mut announced_live = false;

@@ -30,7 +30,9 @@ impl Behavior {
             "idle" => Ok(Behavior::Idle),
             other => match other.strip_prefix("replay=") {
                 Some(file) => Ok(Behavior::Replay(recorded_streams(Path::new(file))?)),
-                None => anyhow::bail!("unknown behavior {other:?}: use wander, aggressive, idle or replay=FILE"),
+                None => anyhow::bail!(
+                    "unknown behavior {other:?}: use wander, aggressive, idle or replay=FILE"
+                ),
             },
         }
     }
@@ -49,31 +51,65 @@ impl Behavior {
 /// audit trail), in order, with the tick they were sent in, relative to the first.
 fn recorded_streams(path: &Path) -> anyhow::Result<Vec<Vec<(Tick, Command)>>> {
     use anyhow::Context;
-    let mut reader = tickforge_server::log::ReplayReader::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut streams: std::collections::BTreeMap<PlayerId, Vec<(Tick, Command)>> = Default::default();
+    let mut reader = tickforge_server::log::ReplayReader::open(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut streams: std::collections::BTreeMap<PlayerId, Vec<(Tick, Command)>> =
+        Default::default();
     let placeholder = EntityId(0);
     for tick in reader.ticks()? {
         let tick = tick?;
         for e in &tick.events {
-            let Cause::Command { player, .. } = e.cause else { continue };
+            let Cause::Command { player, .. } = e.cause else {
+                continue;
+            };
             let command = match e.kind {
-                EventKind::PlayerSteered { vx, vy, .. } => Command::Move { entity: placeholder, vx, vy },
-                EventKind::ProjectileFired { vx, vy, .. } => Command::Fire { entity: placeholder, dx: vx, dy: vy },
-                EventKind::PlayerDrifted { dx, dy, .. } => Command::Drift { entity: placeholder, dx, dy },
+                EventKind::PlayerSteered { vx, vy, .. } => Command::Move {
+                    entity: placeholder,
+                    vx,
+                    vy,
+                },
+                EventKind::ProjectileFired { vx, vy, .. } => Command::Fire {
+                    entity: placeholder,
+                    dx: vx,
+                    dy: vy,
+                },
+                EventKind::PlayerDrifted { dx, dy, .. } => Command::Drift {
+                    entity: placeholder,
+                    dx,
+                    dy,
+                },
                 _ => continue,
             };
-            streams.entry(player).or_default().push((tick.tick, command));
+            streams
+                .entry(player)
+                .or_default()
+                .push((tick.tick, command));
         }
         for r in &tick.rejections {
             if !matches!(r.command, Command::Join { .. } | Command::Leave) {
-                streams.entry(r.player).or_default().push((tick.tick, r.command.clone()));
+                streams
+                    .entry(r.player)
+                    .or_default()
+                    .push((tick.tick, r.command.clone()));
             }
         }
     }
     let streams: Vec<_> = streams.into_values().filter(|s| !s.is_empty()).collect();
-    anyhow::ensure!(!streams.is_empty(), "{} has no player commands to replay", path.display());
-    let first = streams.iter().filter_map(|s| s.first()).map(|(t, _)| t.0).min().unwrap_or(0);
-    Ok(streams.into_iter().map(|s| s.into_iter().map(|(t, c)| (Tick(t.0 - first), c)).collect()).collect())
+    anyhow::ensure!(
+        !streams.is_empty(),
+        "{} has no player commands to replay",
+        path.display()
+    );
+    let first = streams
+        .iter()
+        .filter_map(|s| s.first())
+        .map(|(t, _)| t.0)
+        .min()
+        .unwrap_or(0);
+    Ok(streams
+        .into_iter()
+        .map(|s| s.into_iter().map(|(t, c)| (Tick(t.0 - first), c)).collect())
+        .collect())
 }
 
 /// One bot's input generator.
@@ -95,7 +131,9 @@ impl Brain {
             _ => 1,
         };
         Brain {
-            rng: ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            rng: ChaCha8Rng::seed_from_u64(
+                seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            ),
             drift,
             behavior,
             stream: index % streams,
@@ -133,8 +171,16 @@ impl Brain {
                 out
             }
             Behavior::Wander | Behavior::Aggressive if self.drift => {
-                let step = if matches!(self.behavior, Behavior::Aggressive) { 900 } else { 120 };
-                vec![Command::Drift { entity: me, dx: self.span(step), dy: self.span(step) }]
+                let step = if matches!(self.behavior, Behavior::Aggressive) {
+                    900
+                } else {
+                    120
+                };
+                vec![Command::Drift {
+                    entity: me,
+                    dx: self.span(step),
+                    dy: self.span(step),
+                }]
             }
             Behavior::Wander => {
                 let velocity = loop {
@@ -144,9 +190,17 @@ impl Brain {
                     }
                 };
                 self.last_velocity = velocity;
-                let mut out = vec![Command::Move { entity: me, vx: velocity.0, vy: velocity.1 }];
-                if self.ticks_seen % 20 == 0 {
-                    out.push(Command::Fire { entity: me, dx: self.span(100), dy: self.span(100) + 1 });
+                let mut out = vec![Command::Move {
+                    entity: me,
+                    vx: velocity.0,
+                    vy: velocity.1,
+                }];
+                if self.ticks_seen.is_multiple_of(20) {
+                    out.push(Command::Fire {
+                        entity: me,
+                        dx: self.span(100),
+                        dy: self.span(100) + 1,
+                    });
                 }
                 out
             }
@@ -156,19 +210,32 @@ impl Brain {
                     .entities()
                     .filter(|(id, c)| *id != me && c.contains_key("player"))
                     .filter_map(|(id, _)| position(mirror, id).map(|p| (id, p)))
-                    .min_by_key(|(_, p)| here.map_or(0, |h| (i64::from(p.0 - h.0)).pow(2) + (i64::from(p.1 - h.1)).pow(2)));
+                    .min_by_key(|(_, p)| {
+                        here.map_or(0, |h| {
+                            (i64::from(p.0 - h.0)).pow(2) + (i64::from(p.1 - h.1)).pow(2)
+                        })
+                    });
                 let (dx, dy) = match (here, target) {
                     (Some(h), Some((_, p))) => (p.0 - h.0, p.1 - h.1),
                     _ => (self.span(100), self.span(100)),
                 };
-                let length = ((i64::from(dx).pow(2) + i64::from(dy).pow(2)) as f64).sqrt().max(1.0);
-                let mut velocity = ((f64::from(dx) / length * 65.0) as i32, (f64::from(dy) / length * 65.0) as i32);
+                let length = ((i64::from(dx).pow(2) + i64::from(dy).pow(2)) as f64)
+                    .sqrt()
+                    .max(1.0);
+                let mut velocity = (
+                    (f64::from(dx) / length * 65.0) as i32,
+                    (f64::from(dy) / length * 65.0) as i32,
+                );
                 if velocity == self.last_velocity {
                     velocity.0 += if velocity.0 > 0 { -1 } else { 1 };
                 }
                 self.last_velocity = velocity;
-                let mut out = vec![Command::Move { entity: me, vx: velocity.0, vy: velocity.1 }];
-                if self.ticks_seen % 15 == 0 && (dx, dy) != (0, 0) {
+                let mut out = vec![Command::Move {
+                    entity: me,
+                    vx: velocity.0,
+                    vy: velocity.1,
+                }];
+                if self.ticks_seen.is_multiple_of(15) && (dx, dy) != (0, 0) {
                     out.push(Command::Fire { entity: me, dx, dy });
                 }
                 out

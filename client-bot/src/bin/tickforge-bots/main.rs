@@ -101,7 +101,9 @@ struct SpectateArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(async move {
         match cli.command {
             Some(Cmd::Spectate(args)) => spectate(args).await,
@@ -110,7 +112,12 @@ fn main() -> anyhow::Result<()> {
     });
     // A closed pipe (`| head`) is the reader being done, not an error.
     match result {
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => Ok(()),
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }
@@ -120,12 +127,18 @@ async fn token_for(url: &str, given: Option<String>, spectator: bool) -> anyhow:
         Some(t) => Ok(t),
         None => tickforge_client::guest_token(url, "bots", spectator)
             .await
-            .context("getting a guest token (is the server in development mode? else pass --token)"),
+            .context(
+                "getting a guest token (is the server in development mode? else pass --token)",
+            ),
     }
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.game == "drift" || args.game == "arena", "unknown game {:?}: use arena or drift", args.game);
+    anyhow::ensure!(
+        args.game == "drift" || args.game == "arena",
+        "unknown game {:?}: use arena or drift",
+        args.game
+    );
     anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
     anyhow::ensure!(args.room_size > 0, "--room-size must be at least 1");
     let behavior = Behavior::parse(&args.behavior)?;
@@ -151,7 +164,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let messages = live.messages.load(Ordering::Relaxed);
-                let p99 = live.latency.lock().as_ref().map_or(0.0, |h| h.value_at_quantile(0.99) as f64 / 1000.0);
+                let p99 = live
+                    .latency
+                    .lock()
+                    .as_ref()
+                    .map_or(0.0, |h| h.value_at_quantile(0.99) as f64 / 1000.0);
                 bar.set_message(format!(
                     "connected {}  failed {}  dropped {}  {} msgs/s  p99 {:.1} ms",
                     live.connected.load(Ordering::Relaxed),
@@ -180,8 +197,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 fn print_report(r: &swarm::Report) {
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
-    println!("{} bots ({}, {}, rooms of {}, {} inputs/s), {:.0} s measured", r.bots, r.game, r.behavior, r.room_size, r.rate_hz, r.window_s);
-    println!("  connected {}  failed {}  dropped {}", r.connected, r.failed, r.dropped);
+    println!(
+        "{} bots ({}, {}, rooms of {}, {} inputs/s), {:.0} s measured",
+        r.bots, r.game, r.behavior, r.room_size, r.rate_hz, r.window_s
+    );
+    println!(
+        "  connected {}  failed {}  dropped {}",
+        r.connected, r.failed, r.dropped
+    );
     if let Some(f) = &r.first_failure {
         println!("  first failure: {f}");
     }
@@ -192,9 +215,16 @@ fn print_report(r: &swarm::Report) {
     );
     println!(
         "  per client: in {:.0} B/s ({:.1} B/tick), out {:.0} B/s ({:.1} B/tick); {:.0} messages/s in total",
-        r.bytes_in_per_client_per_s, r.bytes_in_per_client_per_tick, r.bytes_out_per_client_per_s, r.bytes_out_per_client_per_tick, r.messages_in_per_s
+        r.bytes_in_per_client_per_s,
+        r.bytes_in_per_client_per_tick,
+        r.bytes_out_per_client_per_s,
+        r.bytes_out_per_client_per_tick,
+        r.messages_in_per_s
     );
-    println!("  swarm CPU: {:.3} ms per bot-second", r.swarm_cpu_ms_per_bot_s);
+    println!(
+        "  swarm CPU: {:.3} ms per bot-second",
+        r.swarm_cpu_ms_per_bot_s
+    );
     println!(
         "  server ticks: p50 {} ms  p99 {} ms  max {} ms  overruns {}  ticks {}",
         opt(r.server.tick_p50_ms),
@@ -206,13 +236,23 @@ fn print_report(r: &swarm::Report) {
 }
 
 async fn spectate(args: SpectateArgs) -> anyhow::Result<()> {
-    if let Some(unknown) = args.kinds.iter().find(|k| !EventKind::NAMES.contains(&k.as_str())) {
-        anyhow::bail!("unknown event kind {unknown:?}; kinds are: {}", EventKind::NAMES.join(", "));
+    if let Some(unknown) = args
+        .kinds
+        .iter()
+        .find(|k| !EventKind::NAMES.contains(&k.as_str()))
+    {
+        anyhow::bail!(
+            "unknown event kind {unknown:?}; kinds are: {}",
+            EventKind::NAMES.join(", ")
+        );
     }
     let token = token_for(&args.url, args.token, true).await?;
     let (_, authority) = tickforge_client::http::base_url(&args.url)?;
     let from = args.from.map_or("live".to_string(), |s| s.to_string());
-    let url = format!("ws://{authority}/spectate/{}?from={from}&format=msgpack&token={token}", args.match_id);
+    let url = format!(
+        "ws://{authority}/spectate/{}?from={from}&format=msgpack&token={token}",
+        args.match_id
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(url.into_client_request()?)
         .await
         .with_context(|| format!("connecting to match {} at {authority}", args.match_id))?;
@@ -222,13 +262,20 @@ async fn spectate(args: SpectateArgs) -> anyhow::Result<()> {
             Message::Binary(b) => b,
             Message::Close(frame) => {
                 if let Some(f) = frame.filter(|f| u16::from(f.code) != 1000) {
-                    anyhow::bail!("the server closed the feed: {} {}", u16::from(f.code), f.reason);
+                    anyhow::bail!(
+                        "the server closed the feed: {} {}",
+                        u16::from(f.code),
+                        f.reason
+                    );
                 }
                 break;
             }
             _ => continue,
         };
-        match tickforge_protocol::decode_with::<SpectatorMessage>(&bytes, tickforge_protocol::DecodeLimits::TRUSTED)? {
+        match tickforge_protocol::decode_with::<SpectatorMessage>(
+            &bytes,
+            tickforge_protocol::DecodeLimits::TRUSTED,
+        )? {
             SpectatorMessage::Event(e) => {
                 if args.kinds.is_empty() || args.kinds.iter().any(|k| k == e.kind.name()) {
                     serde_json::to_writer(&mut out, &e)?;

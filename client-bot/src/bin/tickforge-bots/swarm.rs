@@ -10,7 +10,9 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tickforge_client::{Connection, Session, Traffic};
-use tickforge_protocol::{ClientMessage, Command, CommandId, ComponentValue, MatchId, ServerMessage};
+use tickforge_protocol::{
+    ClientMessage, Command, CommandId, ComponentValue, MatchId, ServerMessage,
+};
 use tokio::time::Instant;
 
 use crate::behavior::{Behavior, Brain};
@@ -112,7 +114,11 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
 pub async fn run(plan: Plan, live: Arc<Live>) -> anyhow::Result<Report> {
     let drift = plan.game == "drift";
     let idle = matches!(plan.behavior, Behavior::Idle);
-    let rooms = if idle { Vec::new() } else { create_rooms(&plan).await? };
+    let rooms = if idle {
+        Vec::new()
+    } else {
+        create_rooms(&plan).await?
+    };
     let started = Instant::now();
     let window_start = started + plan.ramp_up;
     let window_end = window_start + plan.duration;
@@ -194,10 +200,20 @@ async fn create_rooms(plan: &Plan) -> anyhow::Result<Vec<MatchId>> {
     }
     let mut rooms = Vec::with_capacity(count);
     for r in 0..count {
-        let info = tickforge_client::create_match(&plan.url, &plan.token, &plan.game, Some(config.clone()), Some(plan.seed + r as u64))
-            .await
-            .context("creating a room (POST /matches)")?;
-        rooms.push(MatchId(info["id"].as_u64().context("the server returned no match id")?));
+        let info = tickforge_client::create_match(
+            &plan.url,
+            &plan.token,
+            &plan.game,
+            Some(config.clone()),
+            Some(plan.seed + r as u64),
+        )
+        .await
+        .context("creating a room (POST /matches)")?;
+        rooms.push(MatchId(
+            info["id"]
+                .as_u64()
+                .context("the server returned no match id")?,
+        ));
     }
     Ok(rooms)
 }
@@ -218,15 +234,23 @@ async fn play_bot(
     window_start: Instant,
     window_end: Instant,
 ) -> BotResult {
-    let mut result = BotResult { connected: false, failed: None, dropped: false, latency: histogram(), traffic: Traffic::default(), ticks: 0 };
-    let mut session = match Session::join(&plan.url, &plan.token, room, &format!("bot-{index}")).await {
-        Ok(s) => s,
-        Err(e) => {
-            live.failed.fetch_add(1, Ordering::Relaxed);
-            result.failed = Some(e.to_string());
-            return result;
-        }
+    let mut result = BotResult {
+        connected: false,
+        failed: None,
+        dropped: false,
+        latency: histogram(),
+        traffic: Traffic::default(),
+        ticks: 0,
     };
+    let mut session =
+        match Session::join(&plan.url, &plan.token, room, &format!("bot-{index}")).await {
+            Ok(s) => s,
+            Err(e) => {
+                live.failed.fetch_add(1, Ordering::Relaxed);
+                result.failed = Some(e.to_string());
+                return result;
+            }
+        };
     result.connected = true;
     live.connected.fetch_add(1, Ordering::Relaxed);
     let me = session.entity();
@@ -258,15 +282,23 @@ async fn play_bot(
             // A refused input never shows up in a delta: stop waiting for it.
             pending.retain(|(pending_id, _, _)| pending_id != id);
         }
-        let ServerMessage::Delta(_) = message else { continue };
+        let ServerMessage::Delta(_) = message else {
+            continue;
+        };
         deltas += 1;
         if in_window {
             result.ticks += 1;
         }
         // Latency: the first delta that shows an input applied.
-        let shown = match (drift, session.mirror().get(me, "input"), session.mirror().get(me, "vel")) {
+        let shown = match (
+            drift,
+            session.mirror().get(me, "input"),
+            session.mirror().get(me, "vel"),
+        ) {
             (true, Some(ComponentValue::LastInput { input }), _) => Some(Expect::Input(*input)),
-            (false, _, Some(ComponentValue::Velocity { vx, vy })) => Some(Expect::Velocity(*vx, *vy)),
+            (false, _, Some(ComponentValue::Velocity { vx, vy })) => {
+                Some(Expect::Velocity(*vx, *vy))
+            }
             _ => None,
         };
         if let Some(shown) = shown {
@@ -317,7 +349,11 @@ async fn play_bot(
             }
         }
         // Inputs the game overrode before they showed (a steer then a death) are not waited for.
-        while pending.front().is_some_and(|(_, _, sent)| sent.elapsed() > Duration::from_secs(2)) || pending.len() > 256 {
+        while pending
+            .front()
+            .is_some_and(|(_, _, sent)| sent.elapsed() > Duration::from_secs(2))
+            || pending.len() > 256
+        {
             pending.pop_front();
         }
         if let Err(e) = session.flush().await {
@@ -339,8 +375,20 @@ async fn play_bot(
     result
 }
 
-async fn idle_bot(plan: &Plan, live: &Live, window_start: Instant, window_end: Instant) -> BotResult {
-    let mut result = BotResult { connected: false, failed: None, dropped: false, latency: histogram(), traffic: Traffic::default(), ticks: 0 };
+async fn idle_bot(
+    plan: &Plan,
+    live: &Live,
+    window_start: Instant,
+    window_end: Instant,
+) -> BotResult {
+    let mut result = BotResult {
+        connected: false,
+        failed: None,
+        dropped: false,
+        latency: histogram(),
+        traffic: Traffic::default(),
+        ticks: 0,
+    };
     let mut conn = match Connection::connect(&plan.url, &plan.token).await {
         Ok(c) => c,
         Err(e) => {
@@ -404,7 +452,8 @@ async fn idle_bot(plan: &Plan, live: &Live, window_start: Instant, window_end: I
 }
 
 async fn server_figures(url: &str) -> ServerFigures {
-    let Ok((_, body)) = tickforge_client::http::request(url, "GET", "/metrics", None, None).await else {
+    let Ok((_, body)) = tickforge_client::http::request(url, "GET", "/metrics", None, None).await
+    else {
         return ServerFigures::default();
     };
     let text = String::from_utf8_lossy(&body);
