@@ -54,6 +54,8 @@ pub struct MatchInfo {
     pub created_at_unix_ms: u64,
     pub replay: String,
     pub stopped_reason: Option<String>,
+    /// The game's settings (sizes, limits), for viewers.
+    pub config: GameConfig,
 }
 
 /// How far a match has got: what spectators follow.
@@ -236,6 +238,10 @@ pub enum Control {
     Detach { player: PlayerId, conn: ConnId },
     /// The player leaves for good.
     Leave { player: PlayerId, conn: ConnId },
+    /// The public world as of the last tick (for the web viewer).
+    Snapshot {
+        reply: oneshot::Sender<tickforge_protocol::Snapshot>,
+    },
 }
 
 /// A live match: how sessions reach its task.

@@ -176,6 +176,7 @@ pub(super) fn spawn(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             stopped_reason: None,
+            config: game.clone(),
         }),
         live: watch::channel(LiveMark::default()).0,
         ring: RwLock::new(VecDeque::new()),
@@ -582,6 +583,9 @@ impl MatchTask {
                     out,
                     reply,
                 });
+            }
+            Control::Snapshot { reply } => {
+                let _ = reply.send(self.sim.client_snapshot());
             }
             Control::Resume {
                 token,

@@ -47,6 +47,11 @@ use crate::matches::{self, CreateError};
 
 type Body = Full<Bytes>;
 
+// The web viewer, embedded so that running the server needs no build step of its own.
+const WEB_INDEX: &str = include_str!("../../web/index.html");
+const WEB_APP: &str = include_str!("../../web/app.js");
+const WEB_STYLE: &str = include_str!("../../web/style.css");
+
 /// Serve one TCP connection: HTTP/1.1 with keep-alive, upgradable to WebSocket.
 pub(super) async fn serve_connection(
     stream: TcpStream,
@@ -158,11 +163,21 @@ async fn route(
         .collect();
     let method = req.method().clone();
     match (&method, segments.as_slice()) {
-        (&Method::GET, []) => respond(
+        (&Method::GET, []) => respond(StatusCode::OK, "text/html; charset=utf-8", WEB_INDEX),
+        (&Method::GET, ["app.js"]) => {
+            respond(StatusCode::OK, "text/javascript; charset=utf-8", WEB_APP)
+        }
+        (&Method::GET, ["style.css"]) => {
+            respond(StatusCode::OK, "text/css; charset=utf-8", WEB_STYLE)
+        }
+        (&Method::GET, ["api"]) => respond(
             StatusCode::OK,
             "text/plain; charset=utf-8",
             index_text(&state),
         ),
+        (&Method::GET, ["matches", id, "snapshot"]) => match_snapshot(id, &state).await,
+        (&Method::GET, ["replays", id, "events"]) => replay_events(id, &req, &state).await,
+        (&Method::GET, ["replays", id, "rejections"]) => replay_rejections(id, &state).await,
         (&Method::GET, ["healthz"]) => health(&state),
         (&Method::GET, ["metrics"]) => respond(
             StatusCode::OK,
@@ -204,7 +219,7 @@ async fn route(
 
 fn index_text(state: &AppState) -> String {
     format!(
-        "tickforge {}\n\nGET  /healthz\nGET  /metrics\nGET  /matches\nPOST /matches\nGET  /replays\nGET  /replays/ID\nGET  /replays/ID/seek?tick=T\n{}GET  /play (WebSocket)\nGET  /spectate/ID?from=SEQ|live&delay=TICKS&format=json|msgpack (WebSocket)\n",
+        "tickforge {}\n\nGET  / (the web viewer)\nGET  /healthz\nGET  /metrics\nGET  /matches\nPOST /matches\nGET  /matches/ID/snapshot\nGET  /replays\nGET  /replays/ID\nGET  /replays/ID/seek?tick=T\nGET  /replays/ID/events?from_tick=A&to_tick=B\nGET  /replays/ID/rejections\n{}GET  /play (WebSocket)\nGET  /spectate/ID?from=SEQ|live&delay=TICKS&format=json|msgpack (WebSocket)\n",
         env!("CARGO_PKG_VERSION"),
         if state.auth.development() {
             "POST /auth/guest\n"
@@ -330,6 +345,7 @@ struct ReplayEntry {
     running: bool,
     clean_close: bool,
     created_at_unix_ms: u64,
+    config: GameConfig,
 }
 
 async fn list_replays(state: &AppState) -> Response<Body> {
@@ -356,6 +372,7 @@ async fn list_replays(state: &AppState) -> Response<Body> {
                     running: running.contains(&id),
                     clean_close: reader.health().clean_close,
                     created_at_unix_ms: reader.header().created_at_unix_ms,
+                    config: reader.header().config.clone(),
                 })
             })
             .collect::<Vec<_>>()
@@ -614,4 +631,131 @@ fn upgrade_spectator(
         drop(permit);
     });
     switching(&accept)
+}
+
+async fn match_snapshot(id: &str, state: &AppState) -> Response<Body> {
+    let Some(id) = parse_id(id) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            format!("{id:?} is not a match id"),
+        );
+    };
+    let Some(handle) = state.registry.running(id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_running",
+            format!("match {id} is not running; use /replays/{}/seek", id.0),
+        );
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if handle
+        .control
+        .send(crate::matches::Control::Snapshot { reply })
+        .await
+        .is_err()
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_running",
+            format!("match {id} has ended"),
+        );
+    }
+    match answer.await {
+        Ok(snapshot) => json_response(StatusCode::OK, &snapshot),
+        Err(_) => error(
+            StatusCode::NOT_FOUND,
+            "not_running",
+            format!("match {id} has ended"),
+        ),
+    }
+}
+
+fn query_u64(req: &Request<Incoming>, key: &str) -> Option<u64> {
+    query_param(req, key).and_then(|v| v.parse().ok())
+}
+
+/// At most this many events or rejections per request.
+const EVENTS_PER_PAGE: usize = 5_000;
+
+async fn replay_events(id: &str, req: &Request<Incoming>, state: &AppState) -> Response<Body> {
+    let Some(id) = parse_id(id) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            format!("{id:?} is not a match id"),
+        );
+    };
+    let from = Tick(query_u64(req, "from_tick").unwrap_or(1));
+    let to = Tick(query_u64(req, "to_tick").unwrap_or(u64::MAX));
+    let path = state
+        .config
+        .replay_dir()
+        .join(matches::replay_file_name(id));
+    let events =
+        tokio::task::spawn_blocking(move || -> Result<Vec<tickforge_protocol::Event>, String> {
+            let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
+            let start = match reader.snapshot_before(Tick(from.0.saturating_sub(1))) {
+                Some((_, offset)) => offset,
+                None => reader.first_tick_offset(),
+            };
+            let mut out = Vec::new();
+            for t in reader.ticks_from(start).map_err(|e| e.to_string())? {
+                let t = t.map_err(|e| e.to_string())?;
+                if t.tick > to || out.len() >= EVENTS_PER_PAGE {
+                    break;
+                }
+                if t.tick >= from {
+                    out.extend(t.events);
+                }
+            }
+            Ok(out)
+        })
+        .await;
+    match events {
+        Ok(Ok(events)) => json_response(StatusCode::OK, &events),
+        Ok(Err(e)) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("match {id}: {e}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e),
+    }
+}
+
+async fn replay_rejections(id: &str, state: &AppState) -> Response<Body> {
+    let Some(id) = parse_id(id) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            format!("{id:?} is not a match id"),
+        );
+    };
+    let path = state
+        .config
+        .replay_dir()
+        .join(matches::replay_file_name(id));
+    let rejections = tokio::task::spawn_blocking(
+        move || -> Result<Vec<tickforge_protocol::RejectedCommand>, String> {
+            let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            for t in reader.ticks().map_err(|e| e.to_string())? {
+                out.extend(t.map_err(|e| e.to_string())?.rejections);
+                if out.len() >= EVENTS_PER_PAGE {
+                    break;
+                }
+            }
+            Ok(out)
+        },
+    )
+    .await;
+    match rejections {
+        Ok(Ok(r)) => json_response(StatusCode::OK, &r),
+        Ok(Err(e)) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("match {id}: {e}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e),
+    }
 }

@@ -1,0 +1,117 @@
+//! The web viewer in a real browser: a server with bots playing one match and another match
+//! finished, then Debian's Chromium (driven by playwright-core, installed by scripts/test)
+//! opens the page and checks what it shows against the server. Screenshots are kept under
+//! `target/web-e2e/`.
+
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+use tickforge_client::Session;
+use tickforge_protocol::{Command, MatchId, ServerMessage};
+use tickforge_tests::TestServer;
+
+/// Bots that steer and fire in match `id` until `stop` is cancelled or the match ends.
+fn play(
+    server: &TestServer,
+    id: MatchId,
+    bots: u32,
+    stop: tokio_util::sync::CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..bots)
+        .map(|i| {
+            let (url, stop) = (server.url.clone(), stop.clone());
+            tokio::spawn(async move {
+                let token = tickforge_client::guest_token(&url, "b", false)
+                    .await
+                    .expect("token");
+                let mut s = Session::join(&url, &token, Some(id), &format!("bot{i}"))
+                    .await
+                    .expect("joins");
+                let me = s.entity();
+                loop {
+                    let message = tokio::select! {
+                        () = stop.cancelled() => return,
+                        m = s.recv() => m,
+                    };
+                    match message {
+                        Ok(ServerMessage::Delta(d)) if d.tick.0 % 4 == u64::from(i % 4) => {
+                            let v = ((d.tick.0 * 7 + u64::from(i) * 13) % 140) as i32 - 70;
+                            let _ = s
+                                .send(Command::Move {
+                                    entity: me,
+                                    vx: v,
+                                    vy: 70 - v.abs(),
+                                })
+                                .await;
+                            // Firing every 4 ticks trips the 15-tick cooldown: rejections for the timeline.
+                            let _ = s
+                                .send(Command::Fire {
+                                    entity: me,
+                                    dx: v,
+                                    dy: 1,
+                                })
+                                .await;
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_page_shows_live_and_finished_matches() {
+    let server = TestServer::start(|_| {}).await;
+    let arena =
+        json!({ "width_mm": 12000, "height_mm": 12000, "max_players": 6, "score_limit": 100000 });
+    // A match that finishes: a 4-second time limit.
+    let mut short = arena.clone();
+    short["time_limit_ticks"] = json!(240);
+    let done = server.create_match("arena", short, 11).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let finished = play(&server, done, 4, stop.clone());
+    let live = server.create_match("arena", arena, 12).await;
+    let playing = play(&server, live, 6, stop.clone());
+    for f in finished {
+        tokio::time::timeout(Duration::from_secs(20), f)
+            .await
+            .expect("the short match ends")
+            .expect("ran");
+    }
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web-e2e");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/e2e.mjs");
+    let http = server.url.replace("ws://", "http://");
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("node")
+            .arg(&script)
+            .args([&http, &live.0.to_string(), &done.0.to_string()])
+            .arg(&artifacts)
+            .output(),
+    )
+    .await
+    .expect("the browser test finishes within 2 minutes")
+    .expect("node runs (scripts/install-browser installs what it needs)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{report}");
+    assert!(
+        out.status.success(),
+        "the browser checks should all pass:\n{report}"
+    );
+    assert!(
+        artifacts.join("replay.jpg").exists(),
+        "a screenshot is kept"
+    );
+    stop.cancel();
+    for p in playing {
+        let _ = p.await;
+    }
+    server.stop().await;
+}
