@@ -311,12 +311,8 @@ enum Line<'a> {
 pub fn export(path: &Path, filter: &ExportFilter, out: &mut impl Write) -> Result<u64, ToolError> {
     let mut reader = ReplayReader::open(path)?;
     let from = filter.from_tick.unwrap_or(Tick(1));
-    let start = match reader.snapshot_before(Tick(from.0.saturating_sub(1))) {
-        Some((_, offset)) => offset,
-        None => reader.first_tick_offset(),
-    };
     let mut lines = 0;
-    for tick in reader.ticks_from(start)? {
+    for tick in reader.ticks_near(from)? {
         let tick = tick?;
         if tick.tick < from {
             continue;

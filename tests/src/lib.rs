@@ -5,6 +5,8 @@
 //! Behaviours of a single crate are tested in that crate (`protocol/tests`, `server/tests`,
 //! `replays/tests`); this crate holds those that need a server, clients and files together.
 
+pub mod fuzz;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,6 +129,35 @@ pub fn public_view(snapshot: &SimSnapshot) -> Vec<EntityState> {
             }
         })
         .collect()
+}
+
+/// Start the `tickforge-server` binary on a free loopback port with its data in `dir` (plus
+/// `args`); returns the child and its `ws://` address, read from the line it prints.
+pub async fn start_binary(dir: &Path, args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(binary("tickforge-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("it prints its address")
+        .expect("reads")
+        .expect("a line");
+    let addr = first
+        .rsplit("http://")
+        .next()
+        .expect("an address")
+        .trim()
+        .to_string();
+    (child, format!("ws://{addr}"))
 }
 
 /// The path of a workspace binary, built if it is not there yet.

@@ -7,34 +7,12 @@
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 use tickforge_client::Session;
 use tickforge_protocol::{Command, ServerMessage, Tick};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 async fn start(dir: &Path) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(tickforge_tests::binary("tickforge-server"))
-        .args(["--listen", "127.0.0.1:0", "--game", "arena", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the server starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("it prints")
-        .expect("reads")
-        .expect("a line");
-    let addr = first
-        .rsplit("http://")
-        .next()
-        .expect("an address")
-        .trim()
-        .to_string();
-    (child, format!("ws://{addr}"))
+    tickforge_tests::start_binary(dir, &["--game", "arena"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,37 +2,14 @@
 //! footer, tells players it is going away (1001), and exits 0; the replay verifies to its last
 //! tick.
 
-use std::process::Stdio;
 use std::time::Duration;
 use tickforge_client::{ClientError, Session};
 use tickforge_protocol::{Command, ServerMessage};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_match_exits_cleanly_with_verifiable_replays() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = tokio::process::Command::new(tickforge_tests::binary("tickforge-server"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the server starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("it prints")
-        .expect("reads")
-        .expect("a line");
-    let addr = first
-        .rsplit("http://")
-        .next()
-        .expect("an address")
-        .trim()
-        .to_string();
-    let url = format!("ws://{addr}");
+    let (mut child, url) = tickforge_tests::start_binary(dir.path(), &[]).await;
 
     let mut players = Vec::new();
     for i in 0..4 {

@@ -213,6 +213,16 @@ impl ReplayReader {
         })
     }
 
+    /// Whole ticks from the latest snapshot before `tick` on (or from the first): the cheap
+    /// way to start reading at a given tick; the caller skips the few ticks before it.
+    pub fn ticks_near(&mut self, tick: Tick) -> Result<TickIter, LogError> {
+        let start = match self.snapshot_before(Tick(tick.0.saturating_sub(1))) {
+            Some((_, offset)) => offset,
+            None => self.header_end,
+        };
+        self.ticks_from(start)
+    }
+
     /// Every whole tick, from the first.
     pub fn ticks(&mut self) -> Result<TickIter, LogError> {
         self.ticks_from(self.header_end)

@@ -382,22 +382,36 @@ async fn list_replays(state: &AppState) -> Response<Body> {
     json_response(StatusCode::OK, &entries)
 }
 
+/// A replay named in a URL: its match id and file path, or a 400 response.
+fn replay_target(
+    id: &str,
+    state: &AppState,
+) -> Result<(MatchId, std::path::PathBuf), Box<Response<Body>>> {
+    let id = parse_id(id).ok_or_else(|| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            format!("{id:?} is not a match id"),
+        ))
+    })?;
+    Ok((
+        id,
+        state
+            .config
+            .replay_dir()
+            .join(matches::replay_file_name(id)),
+    ))
+}
+
 fn parse_id(id: &str) -> Option<MatchId> {
     id.trim_start_matches('m').parse().ok().map(MatchId)
 }
 
 async fn download_replay(id: &str, state: &AppState) -> Response<Body> {
-    let Some(id) = parse_id(id) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            format!("{id:?} is not a match id"),
-        );
+    let (id, path) = match replay_target(id, state) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
-    let path = state
-        .config
-        .replay_dir()
-        .join(matches::replay_file_name(id));
     match tokio::fs::read(&path).await {
         Ok(bytes) => {
             let mut response = respond(StatusCode::OK, "application/octet-stream", bytes);
@@ -592,17 +606,10 @@ fn upgrade_spectator(
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e),
     };
-    let Some(id) = parse_id(id) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            format!("{id:?} is not a match id"),
-        );
+    let (id, path) = match replay_target(id, &state) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
-    let path = state
-        .config
-        .replay_dir()
-        .join(matches::replay_file_name(id));
     let source = match state.registry.shared(id) {
         Some(shared) => Source {
             path: shared.replay_path.clone(),
@@ -695,12 +702,8 @@ async fn replay_events(id: &str, req: &Request<Incoming>, state: &AppState) -> R
     let events =
         tokio::task::spawn_blocking(move || -> Result<Vec<tickforge_protocol::Event>, String> {
             let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
-            let start = match reader.snapshot_before(Tick(from.0.saturating_sub(1))) {
-                Some((_, offset)) => offset,
-                None => reader.first_tick_offset(),
-            };
             let mut out = Vec::new();
-            for t in reader.ticks_from(start).map_err(|e| e.to_string())? {
+            for t in reader.ticks_near(from).map_err(|e| e.to_string())? {
                 let t = t.map_err(|e| e.to_string())?;
                 if t.tick > to || out.len() >= EVENTS_PER_PAGE {
                     break;
@@ -724,17 +727,10 @@ async fn replay_events(id: &str, req: &Request<Incoming>, state: &AppState) -> R
 }
 
 async fn replay_rejections(id: &str, state: &AppState) -> Response<Body> {
-    let Some(id) = parse_id(id) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            format!("{id:?} is not a match id"),
-        );
+    let (id, path) = match replay_target(id, state) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
-    let path = state
-        .config
-        .replay_dir()
-        .join(matches::replay_file_name(id));
     let rejections = tokio::task::spawn_blocking(
         move || -> Result<Vec<tickforge_protocol::RejectedCommand>, String> {
             let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;

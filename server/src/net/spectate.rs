@@ -341,12 +341,8 @@ async fn ticks_from(
     let path = source.path.clone();
     tokio::task::spawn_blocking(move || -> Result<Vec<TickOut>, String> {
         let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
-        let start = match reader.snapshot_before(Tick(from.0.saturating_sub(1))) {
-            Some((_, offset)) => offset,
-            None => reader.first_tick_offset(),
-        };
         let mut out = Vec::new();
-        for t in reader.ticks_from(start).map_err(|e| e.to_string())? {
+        for t in reader.ticks_near(from).map_err(|e| e.to_string())? {
             let t = t.map_err(|e| e.to_string())?;
             if t.tick < from {
                 continue;

@@ -51,6 +51,16 @@ struct BotResult {
     ticks: u64,
 }
 
+/// What a connection did between two readings.
+fn since(start: Traffic, end: Traffic) -> Traffic {
+    Traffic {
+        frames_in: end.frames_in - start.frames_in,
+        bytes_in: end.bytes_in - start.bytes_in,
+        frames_out: end.frames_out - start.frames_out,
+        bytes_out: end.bytes_out - start.bytes_out,
+    }
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
 }
@@ -363,14 +373,7 @@ async fn play_bot(
             break;
         }
     }
-    let end = session.traffic();
-    let start = at_window_start.unwrap_or_default();
-    result.traffic = Traffic {
-        frames_in: end.frames_in - start.frames_in,
-        bytes_in: end.bytes_in - start.bytes_in,
-        frames_out: end.frames_out - start.frames_out,
-        bytes_out: end.bytes_out - start.bytes_out,
-    };
+    result.traffic = since(at_window_start.unwrap_or_default(), session.traffic());
     let _ = session.leave_quietly().await;
     result
 }
@@ -438,14 +441,7 @@ async fn idle_bot(
             },
         }
     }
-    let end = conn.traffic();
-    let start = at_window_start.unwrap_or_default();
-    result.traffic = Traffic {
-        frames_in: end.frames_in - start.frames_in,
-        bytes_in: end.bytes_in - start.bytes_in,
-        frames_out: end.frames_out - start.frames_out,
-        bytes_out: end.bytes_out - start.bytes_out,
-    };
+    result.traffic = since(at_window_start.unwrap_or_default(), conn.traffic());
     result.ticks = plan.duration.as_secs();
     conn.close().await;
     result
