@@ -101,6 +101,11 @@ pub struct ConfigArgs {
     #[arg(long, env = "TICKFORGE_REPAIR")]
     #[serde(default)]
     pub repair: bool,
+    /// Serve `GET /echo`, a WebSocket echo on the same stack as players, for protocol
+    /// conformance suites (Autobahn). Off by default.
+    #[arg(long, env = "TICKFORGE_CONFORMANCE_ECHO")]
+    #[serde(default)]
+    pub conformance_echo: bool,
     /// Log format on stderr: text or json [default: text]
     #[arg(long, env = "TICKFORGE_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -138,6 +143,7 @@ pub struct ServerConfig {
     pub spectator_window_ticks: usize,
     pub max_matches: usize,
     pub repair: bool,
+    pub conformance_echo: bool,
     pub log_json: bool,
 }
 
@@ -173,6 +179,7 @@ impl Default for ServerConfig {
             spectator_window_ticks: 1200,
             max_matches: 1000,
             repair: false,
+            conformance_echo: false,
             log_json: false,
         }
     }
@@ -218,7 +225,11 @@ impl ConfigArgs {
     /// These settings where set, else `other`'s.
     pub fn or(self, other: ConfigArgs) -> ConfigArgs {
         macro_rules! pick {
-            ($($f:ident),*) => { ConfigArgs { $($f: self.$f.or(other.$f),)* repair: self.repair || other.repair } };
+            ($($f:ident),*) => { ConfigArgs {
+                $($f: self.$f.or(other.$f),)*
+                repair: self.repair || other.repair,
+                conformance_echo: self.conformance_echo || other.conformance_echo,
+            } };
         }
         pick!(
             listen,
@@ -419,6 +430,7 @@ impl ConfigArgs {
                 d.max_matches as u64,
             )? as usize,
             repair: self.repair,
+            conformance_echo: self.conformance_echo,
             log_json,
         })
     }

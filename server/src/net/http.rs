@@ -193,6 +193,9 @@ async fn route(
         }
         (&Method::POST, ["auth", "guest"]) => guest_token(req, &state).await,
         (&Method::GET, ["play"]) => upgrade_player(req, peer, permit, state),
+        (&Method::GET, ["echo"]) if state.config.conformance_echo => {
+            upgrade_echo(req, permit, state)
+        }
         (&Method::GET, ["spectate", id]) => {
             let id = id.to_string();
             upgrade_spectator(req, &id, permit, state)
@@ -754,4 +757,41 @@ async fn replay_rejections(id: &str, state: &AppState) -> Response<Body> {
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e),
     }
+}
+
+/// A WebSocket echo on the same upgrade path and tungstenite stack as players (16 MiB
+/// messages), for conformance suites. Served only with `--conformance-echo`.
+fn upgrade_echo(
+    req: Request<Incoming>,
+    permit: Arc<ConnPermit>,
+    state: Arc<AppState>,
+) -> Response<Body> {
+    use futures_util::{SinkExt, StreamExt};
+    let accept = match websocket_accept(&req) {
+        Ok(a) => a,
+        Err(response) => return *response,
+    };
+    // Echoing a 16 MiB message needs a write buffer that holds it.
+    let config = state
+        .ws_config(16 * 1024 * 1024)
+        .max_write_buffer_size(64 * 1024 * 1024);
+    let handshake = state.config.handshake_timeout;
+    state.tasks.clone().spawn(async move {
+        let Ok(Ok(upgraded)) = tokio::time::timeout(handshake, hyper::upgrade::on(req)).await
+        else {
+            return;
+        };
+        let mut ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, Some(config))
+                .await;
+        // Read until the stream ends: tungstenite answers pings and the peer's close itself,
+        // and flushes that answer while we keep polling.
+        while let Some(Ok(message)) = ws.next().await {
+            if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+                break;
+            }
+        }
+        drop(permit);
+    });
+    switching(&accept)
 }
