@@ -207,6 +207,7 @@ async fn create_rooms(plan: &Plan) -> anyhow::Result<Vec<MatchId>> {
     if plan.game == "arena" {
         // Load tests run for their whole duration: no kill limit.
         config["score_limit"] = serde_json::json!(u32::MAX);
+        config["time_limit_ticks"] = serde_json::json!(u64::MAX / 2);
     }
     let mut rooms = Vec::with_capacity(count);
     for r in 0..count {
@@ -288,6 +289,10 @@ async fn play_bot(
             }
         };
         live.messages.fetch_add(1, Ordering::Relaxed);
+        if let ServerMessage::MatchEnded { .. } = &message {
+            // The match is over (a time or score limit): the bot's play ends, not in failure.
+            break;
+        }
         if let ServerMessage::Rejected { id, .. } = &message {
             // A refused input never shows up in a delta: stop waiting for it.
             pending.retain(|(pending_id, _, _)| pending_id != id);
