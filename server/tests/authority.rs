@@ -60,7 +60,7 @@ proptest! {
         let mut sim = Sim::new(&setup).expect("builds");
         let mut id = 0;
         for tick in &stream {
-            let owners: BTreeMap<PlayerId, EntityId> = (1..6).filter_map(|p| sim.player_entity(PlayerId(p)).map(|e| (PlayerId(p), e))).collect();
+            let mut owners: BTreeMap<PlayerId, EntityId> = (1..6).filter_map(|p| sim.player_entity(PlayerId(p)).map(|e| (PlayerId(p), e))).collect();
             let inputs: Vec<CommandInput> = tick.iter().map(|(p, a)| {
                 id += 1;
                 let command = match a.clone() {
@@ -86,8 +86,16 @@ proptest! {
                         prop_assert!(dx.abs() <= 1000 && dy.abs() <= 1000, "step limit held: {:?}", e.kind);
                         Some(*entity)
                     }
-                    EventKind::PlayerJoined { player: p, .. } | EventKind::PlayerLeft { player: p, .. } => {
-                        prop_assert_eq!(*p, player, "only the sender joins or leaves");
+// Ownership changes as the tick's events happen: a player may join and act in
+                    // the same tick.
+                    EventKind::PlayerJoined { player: p, entity, .. } => {
+                        prop_assert_eq!(*p, player, "only the sender joins");
+                        owners.insert(player, *entity);
+                        None
+                    }
+                    EventKind::PlayerLeft { player: p, .. } => {
+                        prop_assert_eq!(*p, player, "only the sender leaves");
+                        owners.remove(&player);
                         None
                     }
                     other => {

@@ -471,13 +471,6 @@ impl Registry {
             .map_err(|_| JoinRefused::ResumeFailed(format!("match {id} has ended")))?
     }
 
-    /// Forget the handle of a match whose task has finished (it stays listed).
-    pub(crate) fn finished(&self, id: MatchId) {
-        if let Some(entry) = self.matches.write().get_mut(&id) {
-            entry.handle = None;
-        }
-    }
-
     /// Every match this server has run since it started.
     pub fn list(&self) -> Vec<MatchInfo> {
         let matches = self.matches.read();
@@ -489,20 +482,6 @@ impl Registry {
                 info
             })
             .collect()
-    }
-
-    /// Tell match tasks whose task has ended to let go (called by the tasks themselves).
-    pub fn reap(&self) {
-        let ended: Vec<MatchId> = self
-            .matches
-            .read()
-            .iter()
-            .filter(|(_, e)| e.handle.as_ref().is_some_and(|h| h.control.is_closed()))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ended {
-            self.finished(id);
-        }
     }
 }
 
