@@ -32,6 +32,12 @@ struct Args {
     bin_dir: PathBuf,
     #[arg(long, default_value_t = 7891)]
     port: u16,
+    /// Leave out the spectators (to see what they cost).
+    #[arg(long)]
+    no_spectators: bool,
+    /// Leave out the abuse waves.
+    #[arg(long)]
+    no_abuse: bool,
 }
 
 fn server(args: &Args, data: &std::path::Path) -> anyhow::Result<Child> {
@@ -190,11 +196,12 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let started = Instant::now();
     let until = tokio::time::Instant::now() + Duration::from_secs(secs + 5);
+    let (no_spectators, no_abuse) = (args.no_spectators, args.no_abuse);
     let spectated = runtime.spawn({
         let url = url.clone();
         async move {
             tokio::time::sleep(Duration::from_secs(8)).await;
-            let watchers: Vec<_> = (1..=8)
+            let watchers: Vec<_> = (1..=if no_spectators { 0 } else { 8 })
                 .map(|id| tokio::spawn(spectator(url.clone(), id, until)))
                 .collect();
             let mut frames = 0;
@@ -208,7 +215,7 @@ fn main() -> anyhow::Result<()> {
         let url = url.clone();
         async move {
             let mut waves = 0;
-            while tokio::time::Instant::now() + Duration::from_secs(30) < until {
+            while !no_abuse && tokio::time::Instant::now() + Duration::from_secs(30) < until {
                 tokio::time::sleep(Duration::from_secs(18)).await;
                 abuse_wave(&url).await;
                 waves += 1;
