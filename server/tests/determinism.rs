@@ -294,3 +294,44 @@ fn a_known_match_keeps_its_hash() {
 }
 
 const PINNED_ARENA_HASH: &str = "02fdbd654c7f0a19";
+
+#[test]
+fn despawns_leave_no_trace_in_the_world() {
+    // Arena despawns projectiles every tick; bevy keeps a record of every removed component
+    // until its trackers are cleared. The sim clears them each tick, so the records never hold
+    // more than two ticks' worth, however long the match.
+    let spec = tickforge_server::headless::HeadlessMatch {
+        setup: setup("arena", 5),
+        players: 5,
+        ticks: 1500,
+        bot_seed: 3,
+    };
+    let mut despawned = 0;
+    let sim = tickforge_server::headless::play_with(&spec, |_, report| {
+        despawned += report
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::ProjectileExpired { .. } | EventKind::PlayerHit { .. }
+                )
+            })
+            .count();
+    })
+    .expect("plays");
+    let records: usize = sim
+        .world()
+        .removed_components()
+        .iter()
+        .map(|(_, messages)| messages.len())
+        .sum();
+    assert!(
+        despawned > 200,
+        "the match should despawn many projectiles ({despawned})"
+    );
+    assert!(
+        records < 64,
+        "removed-component records should not pile up: {records} after {despawned} despawns"
+    );
+}

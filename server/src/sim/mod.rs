@@ -400,6 +400,10 @@ impl Sim {
     pub fn end_tick_report(&mut self) -> HashReport {
         let report = self.hash_report();
         self.world.resource_mut::<Clock>().now = self.now().next();
+        // bevy records every removed component (each despawn) until trackers are cleared; a
+        // game that despawns every tick (arena's projectiles) would otherwise grow the world
+        // without bound. Deltas keep their own change ticks, so this does not affect them.
+        self.world.clear_trackers();
         report
     }
 
