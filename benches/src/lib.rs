@@ -137,3 +137,33 @@ pub fn drift_inputs(sim: &Sim, players: u32, tick: u32) -> Vec<CommandInput> {
         })
         .collect()
 }
+
+/// Start the release server at `bin_dir` pinned to core 0 on `127.0.0.1:port` with its data in
+/// `data` (and a raised file-descriptor limit); returns once it accepts connections.
+pub fn start_pinned_server(
+    bin_dir: &std::path::Path,
+    port: u16,
+    data: &std::path::Path,
+) -> anyhow::Result<std::process::Child> {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let line = format!(
+        "ulimit -n 65536 2>/dev/null; exec taskset -c 0 {} --listen 127.0.0.1:{port} --data-dir {} --log-format json",
+        bin_dir.join("tickforge-server").display(),
+        data.display()
+    );
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(line)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > Duration::from_secs(20) {
+            anyhow::bail!("the server did not start listening on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(child)
+}

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use tickforge_protocol::{
@@ -44,26 +44,7 @@ struct Args {
 fn start_server(args: &Args, name: &str) -> anyhow::Result<Child> {
     let data = std::env::temp_dir().join(format!("tickforge-abuse-{name}"));
     let _ = std::fs::remove_dir_all(&data);
-    let line = format!(
-        "ulimit -n 65536 2>/dev/null; exec taskset -c 0 {} --listen 127.0.0.1:{} --data-dir {} --log-format json",
-        args.bin_dir.join("tickforge-server").display(),
-        args.port,
-        data.display()
-    );
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(line)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", args.port)).is_err() {
-        if started.elapsed() > Duration::from_secs(10) {
-            bail!("the server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(child)
+    tickforge_benches::start_pinned_server(&args.bin_dir, args.port, &data)
 }
 
 fn start_swarm(args: &Args) -> anyhow::Result<Child> {

@@ -41,26 +41,7 @@ struct Args {
 }
 
 fn server(args: &Args, data: &std::path::Path) -> anyhow::Result<Child> {
-    let line = format!(
-        "ulimit -n 65536 2>/dev/null; exec taskset -c 0 {} --listen 127.0.0.1:{} --data-dir {} --log-format json",
-        args.bin_dir.join("tickforge-server").display(),
-        args.port,
-        data.display()
-    );
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(line)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", args.port)).is_err() {
-        if started.elapsed() > Duration::from_secs(20) {
-            bail!("the server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(child)
+    tickforge_benches::start_pinned_server(&args.bin_dir, args.port, data)
 }
 
 fn bots(args: &Args, game: &str, n: usize, secs: u64) -> anyhow::Result<Child> {
