@@ -29,8 +29,13 @@ impl GameConfig {
         }
     }
 
+    /// The longest match, in ticks: 24 hours at 60 Hz. Every match ends by then at the latest,
+    /// so that no setting makes a match that runs (and grows its replay file) for ever.
+    pub const MAX_TIME_LIMIT_TICKS: u64 = 24 * 60 * 60 * 60;
+
     /// Check that every setting is in a range the game can run with; the error names the
-    /// setting.
+    /// setting. Servers check this before creating a match, and readers before re-simulating
+    /// a replay file's header, so a crafted value never reaches the rules.
     pub fn validate(&self) -> Result<(), String> {
         fn within<T: PartialOrd + std::fmt::Display>(
             name: &str,
@@ -44,22 +49,15 @@ impl GameConfig {
                 Ok(())
             }
         }
+        const TICKS: u64 = 1_000_000;
         match self {
             GameConfig::Arena(c) => {
                 within("max_players", c.max_players, 1, 4096)?;
-                within(
-                    "width_mm",
-                    c.width_mm,
-                    2 * c.player_radius_mm.max(1) + 1,
-                    10_000_000,
-                )?;
-                within(
-                    "height_mm",
-                    c.height_mm,
-                    2 * c.player_radius_mm.max(1) + 1,
-                    10_000_000,
-                )?;
                 within("player_radius_mm", c.player_radius_mm, 1, 100_000)?;
+                // The radius is at most 100 000 here, so this cannot overflow.
+                let smallest = 2 * c.player_radius_mm + 1;
+                within("width_mm", c.width_mm, smallest, 10_000_000)?;
+                within("height_mm", c.height_mm, smallest, 10_000_000)?;
                 within("max_speed_mm_per_tick", c.max_speed_mm_per_tick, 0, 100_000)?;
                 within(
                     "projectile_speed_mm_per_tick",
@@ -68,13 +66,22 @@ impl GameConfig {
                     100_000,
                 )?;
                 within("projectile_radius_mm", c.projectile_radius_mm, 0, 100_000)?;
-                within("projectile_ttl_ticks", c.projectile_ttl_ticks, 1, 1_000_000)?;
+                within("projectile_ttl_ticks", c.projectile_ttl_ticks, 1, TICKS)?;
+                within("fire_cooldown_ticks", c.fire_cooldown_ticks, 0, TICKS)?;
                 within("projectile_damage", c.projectile_damage, 0, 1_000_000)?;
                 within("max_health", c.max_health, 1, 1_000_000)?;
+                within("respawn_delay_ticks", c.respawn_delay_ticks, 0, TICKS)?;
+                within("pickup_interval_ticks", c.pickup_interval_ticks, 0, TICKS)?;
+                within("max_pickups", c.max_pickups, 0, 10_000)?;
                 within("pickup_heal", c.pickup_heal, 0, 1_000_000)?;
                 within("pickup_radius_mm", c.pickup_radius_mm, 0, 100_000)?;
-                within("max_pickups", c.max_pickups, 0, 10_000)?;
-                within("time_limit_ticks", c.time_limit_ticks, 1, u64::MAX)?;
+                within("score_limit", c.score_limit, 1, 1_000_000)?;
+                within(
+                    "time_limit_ticks",
+                    c.time_limit_ticks,
+                    1,
+                    Self::MAX_TIME_LIMIT_TICKS,
+                )?;
                 Ok(())
             }
             GameConfig::Drift(c) => {

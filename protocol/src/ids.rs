@@ -64,14 +64,14 @@ impl EntityId {
 impl Seq {
     /// The seq that follows this one.
     pub fn next(self) -> Seq {
-        Seq(self.0 + 1)
+        Seq(self.0.saturating_add(1))
     }
 }
 
 impl Tick {
     /// The tick that follows this one.
     pub fn next(self) -> Tick {
-        Tick(self.0 + 1)
+        Tick(self.0.saturating_add(1))
     }
 
     /// This tick plus `n` ticks (saturating; a match never gets near `u64::MAX`).

@@ -104,7 +104,7 @@ impl Authority {
         let claims = Claims {
             role,
             sub: sub.to_string(),
-            exp: now_unix_s + self.ttl.as_secs(),
+            exp: now_unix_s.saturating_add(self.ttl.as_secs()),
         };
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let signed = format!("v1.{payload}");

@@ -76,10 +76,11 @@ impl Projectile {
     /// Where a projectile fired from `origin` at `velocity` is at tick `now`, in i64 so that
     /// a long flight cannot overflow.
     pub fn position_at(&self, origin: Position, velocity: Velocity, now: Tick) -> (i64, i64) {
-        let age = now.0.saturating_sub(self.fired_at.0) as i64;
+        // Saturating: a crafted snapshot may hold any tick or velocity.
+        let age = i64::try_from(now.0.saturating_sub(self.fired_at.0)).unwrap_or(i64::MAX);
         (
-            i64::from(origin.x) + i64::from(velocity.vx) * age,
-            i64::from(origin.y) + i64::from(velocity.vy) * age,
+            i64::from(origin.x).saturating_add(i64::from(velocity.vx).saturating_mul(age)),
+            i64::from(origin.y).saturating_add(i64::from(velocity.vy).saturating_mul(age)),
         )
     }
 }
@@ -397,14 +398,14 @@ impl Game for Arena {
                         Velocity::default(),
                     ));
                     if let Some(mut score) = entity.get_mut::<Score>() {
-                        score.deaths += 1;
+                        score.deaths = score.deaths.saturating_add(1);
                     }
                 }
                 if let Some(killer) = killer.filter(|k| *k != victim)
                     && let Some(mut score) =
                         world::lookup(world, killer).and_then(|e| world.get_mut::<Score>(e))
                 {
-                    score.kills += 1;
+                    score.kills = score.kills.saturating_add(1);
                 }
             }
             EventKind::ProjectileExpired { projectile } => {
@@ -501,7 +502,7 @@ fn projectile_hits(
     players: Query<(&StableId, &Position, &Health), With<PlayerInfo>>,
 ) {
     let rules = &rules.0;
-    let reach = i64::from(rules.player_radius_mm + rules.projectile_radius_mm);
+    let reach = i64::from(rules.player_radius_mm) + i64::from(rules.projectile_radius_mm);
     // Living players sorted by x (then id), with their hp as it will be after this tick's
     // hits so that two hits in one tick add up. A projectile tests only the players within
     // reach on x: O(projectiles × log players) rather than a full cross product.
@@ -543,7 +544,7 @@ fn projectile_hits(
         }
         let Some(i) = hit else { continue };
         let (_, target, hp) = &mut living[i];
-        *hp -= rules.projectile_damage;
+        *hp = hp.saturating_sub(rules.projectile_damage);
         let (target, hp_left) = (*target, (*hp).max(0));
         out.emit(EventKind::PlayerHit {
             target,
@@ -568,7 +569,7 @@ fn collect_pickups(
     players: Query<(&StableId, &Position, &Health), With<PlayerInfo>>,
 ) {
     let rules = &rules.0;
-    let reach = i64::from(rules.player_radius_mm + rules.pickup_radius_mm);
+    let reach = i64::from(rules.player_radius_mm) + i64::from(rules.pickup_radius_mm);
     let mut living = world::by_id(
         players
             .iter()
@@ -586,7 +587,7 @@ fn collect_pickups(
             .iter_mut()
             .find(|(_, (at, hp))| *hp < rules.max_health && distance_sq(pos, *at) <= reach * reach);
         if let Some((entity, (_, hp))) = taker {
-            *hp = (*hp + item.heal).min(rules.max_health);
+            *hp = hp.saturating_add(item.heal).min(rules.max_health);
             out.emit(EventKind::PickupCollected {
                 pickup,
                 entity: *entity,

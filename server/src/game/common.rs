@@ -129,14 +129,51 @@ pub fn check_join(
     }
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
+        || name.chars().any(|c| c.is_control() || is_format_char(c))
     {
         return Err(Rejection::new(
             Rule::InvalidInput,
-            format!("a name must be 1 to {MAX_NAME_CHARS} printable characters"),
+            format!(
+                "a name must be 1 to {MAX_NAME_CHARS} printable characters, with no control or \
+                 format characters (such as bidirectional overrides or zero-width joiners)"
+            ),
         ));
     }
     Ok(())
+}
+
+/// Unicode's format characters (general category Cf, as of Unicode 15.1): invisible marks
+/// that change how text around them is shown, such as U+202E RIGHT-TO-LEFT OVERRIDE. A fixed
+/// table rather than a library's, so that which names are accepted never changes under a
+/// match with a dependency update.
+const FORMAT_CHARS: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// Whether `c` is a Unicode format character (category Cf).
+pub fn is_format_char(c: char) -> bool {
+    let c = u32::from(c);
+    FORMAT_CHARS.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
 /// The longest display name, in characters.

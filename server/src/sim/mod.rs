@@ -42,6 +42,24 @@ pub struct MatchSetup {
     pub game: GameConfig,
 }
 
+impl MatchSetup {
+    /// The highest tick rate a match runs at.
+    pub const MAX_TICK_RATE_HZ: u32 = 1000;
+
+    /// Check every setting, as the server does before creating a match and readers do before
+    /// re-simulating a file: a crafted value never reaches the rules.
+    pub fn validate(&self) -> Result<(), SimError> {
+        if !(1..=Self::MAX_TICK_RATE_HZ).contains(&self.tick_rate_hz) {
+            return Err(SimError::BadSetup(format!(
+                "tick_rate_hz = {} is outside 1..={}",
+                self.tick_rate_hz,
+                Self::MAX_TICK_RATE_HZ
+            )));
+        }
+        self.game.validate().map_err(SimError::BadSetup)
+    }
+}
+
 /// One command as it reaches the tick: who sent it, its per-session id, what it asks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandInput {
@@ -97,6 +115,8 @@ impl HashReport {
 pub enum SimError {
     #[error("the {game} schedule is invalid: {detail}")]
     Schedule { game: &'static str, detail: String },
+    #[error("the match settings are out of range: {0}")]
+    BadSetup(String),
     #[error("snapshot of match {found} cannot be restored into match {expected}")]
     WrongMatch { expected: MatchId, found: MatchId },
     #[error("snapshot entity {entity} has a component no registered type accepts: {component}")]
@@ -285,6 +305,7 @@ impl Sim {
     }
 
     fn empty(setup: &MatchSetup) -> Result<Sim, SimError> {
+        setup.validate()?;
         let game = game::instantiate(&setup.game);
         let mut world = World::new();
         world.insert_resource(Clock { now: Tick(1) });
@@ -341,7 +362,7 @@ impl Sim {
 
     /// The last tick that completed (0 before the first).
     pub fn last_tick(&self) -> Tick {
-        Tick(self.now().0 - 1)
+        Tick(self.now().0.saturating_sub(1))
     }
 
     /// The last seq handed out.

@@ -39,7 +39,7 @@ impl NextEntityId {
     /// Take the next id (for systems that spawn).
     pub fn allocate(&mut self) -> EntityId {
         let id = self.0;
-        self.0 = EntityId(id.0 + 1);
+        self.0 = EntityId(id.0.saturating_add(1));
         id
     }
 }
@@ -129,7 +129,7 @@ pub fn spawn_with_id(world: &mut World, id: EntityId) -> EntityWorldMut<'_> {
     {
         let mut next = world.resource_mut::<NextEntityId>();
         if next.0 <= id {
-            next.0 = EntityId(id.0 + 1);
+            next.0 = EntityId(id.0.saturating_add(1));
         }
     }
     let entity = world.spawn(StableId(id)).id();

@@ -206,8 +206,9 @@ async fn create_rooms(plan: &Plan) -> anyhow::Result<Vec<MatchId>> {
     let mut config = serde_json::json!({ "max_players": plan.room_size });
     if plan.game == "arena" {
         // Load tests run for their whole duration: no kill limit.
-        config["score_limit"] = serde_json::json!(u32::MAX);
-        config["time_limit_ticks"] = serde_json::json!(u64::MAX / 2);
+        config["score_limit"] = serde_json::json!(1_000_000);
+        config["time_limit_ticks"] =
+            serde_json::json!(tickforge_protocol::GameConfig::MAX_TIME_LIMIT_TICKS);
     }
     let mut rooms = Vec::with_capacity(count);
     for r in 0..count {
