@@ -36,6 +36,9 @@ pub enum ToolError {
     Seek(#[from] tickforge_server::log::replay::SeekError),
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+    /// The file contradicts itself (its index against its records): corrupt, or crafted.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 /// A summary of one replay file.
@@ -148,7 +151,8 @@ pub fn verify(
         health: reader.health().clone(),
     };
     for tick in reader.ticks()? {
-        let tick = tick?;
+        // A record that does not read in a file that was whole when opened is corruption.
+        let tick = tick.map_err(|e| ToolError::Corrupt(e.to_string()))?;
         if let Err(d) = replayer.apply_tick(&tick) {
             return Ok(Err(d));
         }
@@ -156,6 +160,18 @@ pub fn verify(
         verified.events += tick.events.len() as u64;
         verified.snapshots_checked += u64::from(tick.snapshot.is_some());
         progress(tick.tick, last);
+    }
+    // Every tick the index promises must have been there to verify.
+    let index = reader.index();
+    if verified.ticks != index.last_tick.0 || verified.events != index.events {
+        return Err(ToolError::Corrupt(format!(
+            "{}: the index says the file holds {} ticks and {} events, but {} ticks and {} events could be read and verified",
+            path.display(),
+            index.last_tick.0,
+            index.events,
+            verified.ticks,
+            verified.events
+        )));
     }
     Ok(Ok(verified))
 }

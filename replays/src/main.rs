@@ -127,6 +127,18 @@ fn main() -> ExitCode {
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
+        // A file that contradicts itself is corrupt: exit 1, like damage or a divergence.
+        Err(e)
+            if e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<tickforge_replay::ToolError>(),
+                    Some(tickforge_replay::ToolError::Corrupt(_))
+                )
+            }) =>
+        {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -128,3 +128,138 @@ pub fn recover_log(bytes: &[u8]) {
         assert!(again.damage.is_none(), "what is kept has no damage");
     }
 }
+
+/// The records of a short recorded arena match (ticks 1..=120, snapshots every 40), after its
+/// header and without its footer; [`seek_header`] puts a fuzzed header in front of them.
+fn recorded_ticks() -> &'static [u8] {
+    use std::sync::OnceLock;
+    use tickforge_server::headless::{self, HeadlessMatch};
+    use tickforge_server::log::{FsyncPolicy, LogConfig};
+    static TICKS: OnceLock<Vec<u8>> = OnceLock::new();
+    TICKS.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("base.tfr");
+        let spec = HeadlessMatch {
+            setup: MatchSetup {
+                match_id: MatchId(1),
+                seed: 5,
+                tick_rate_hz: 60,
+                game: GameConfig::default_for("arena").expect("known"),
+            },
+            players: 4,
+            ticks: 120,
+            bot_seed: 5,
+        };
+        let log = LogConfig {
+            fsync: FsyncPolicy::Never,
+            snapshot_every_ticks: 40,
+            ..LogConfig::default()
+        };
+        headless::record(&spec, &path, log, 0, |_| {}).expect("records");
+        let bytes = std::fs::read(&path).expect("reads");
+        let s = scan::scan(&bytes, DEFAULT_MAX_RECORD_BYTES).expect("scans");
+        bytes[s.header_end as usize..s.whole_end as usize].to_vec()
+    })
+}
+
+/// Header payloads to start fuzzing [`seek_header`] from: the recorded match's own, and the
+/// same with other games and settings.
+pub fn seek_header_seeds() -> Vec<Vec<u8>> {
+    use tickforge_protocol::{REPLAY_FORMAT_VERSION, ReplayHeader};
+    let base = ReplayHeader {
+        format_version: REPLAY_FORMAT_VERSION,
+        protocol_version: tickforge_protocol::PROTOCOL_VERSION,
+        game: "arena".into(),
+        rules_version: 1,
+        match_id: MatchId(1),
+        seed: 5,
+        tick_rate_hz: 60,
+        config: GameConfig::default_for("arena").expect("known"),
+        created_at_unix_ms: 0,
+        snapshot_every_ticks: 40,
+        hash_parts: Vec::new(),
+    };
+    let mut small = GameConfig::default_for("arena").expect("known");
+    if let GameConfig::Arena(c) = &mut small {
+        c.width_mm = 1001;
+        c.player_radius_mm = 500;
+        c.time_limit_ticks = 60;
+    }
+    let headers = [
+        base.clone(),
+        ReplayHeader {
+            game: "drift".into(),
+            config: GameConfig::default_for("drift").expect("known"),
+            ..base.clone()
+        },
+        ReplayHeader {
+            config: small,
+            ..base.clone()
+        },
+        ReplayHeader {
+            tick_rate_hz: 0,
+            ..base
+        },
+    ];
+    headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let mut seed = vec![i as u8 * 37];
+            seed.extend(encode(h).expect("a header encodes"));
+            seed
+        })
+        .collect()
+}
+
+/// A replay file whose header payload is the fuzzer's (after a first byte that picks the tick
+/// and whether the file has a footer), followed by a real match's records: opening it,
+/// seeking in it and verifying it never panic, and a seek that succeeds answers the tick that
+/// was asked for.
+pub fn seek_header(bytes: &[u8]) {
+    use tickforge_server::log::{ReplayReader, Replayer, format, replay};
+    let Some((&choice, payload)) = bytes.split_first() else {
+        return;
+    };
+    let Ok(len) = u32::try_from(payload.len()) else {
+        return;
+    };
+    let mut file = Vec::with_capacity(payload.len() + 64 * 1024);
+    file.extend_from_slice(format::MAGIC);
+    let version = tickforge_protocol::REPLAY_FORMAT_VERSION.to_le_bytes();
+    let mut crc = crc32c::crc32c(&version);
+    crc = crc32c::crc32c_append(crc, &len.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, payload);
+    file.extend_from_slice(&version);
+    file.extend_from_slice(&len.to_le_bytes());
+    file.extend_from_slice(&crc.to_le_bytes());
+    file.extend_from_slice(payload);
+    file.extend_from_slice(recorded_ticks());
+    if choice & 1 == 1
+        && let Ok(s) = scan::scan(&file, DEFAULT_MAX_RECORD_BYTES)
+    {
+        let end = s.whole_end;
+        file.truncate(end as usize);
+        format::encode_footer(&s.index(), end, &mut file);
+    }
+    thread_local! {
+        static DIR: tempfile::TempDir = tempfile::tempdir().expect("temp dir");
+    }
+    let path = DIR.with(|d| d.path().join("fuzzed.tfr"));
+    std::fs::write(&path, &file).expect("writes the fuzzed file");
+    let tick = tickforge_protocol::Tick(u64::from(choice >> 1));
+    if let Ok(world) = replay::seek(&path, tick) {
+        assert_eq!(world.tick, tick, "a seek answers the tick asked for");
+    }
+    if let Ok(mut reader) = ReplayReader::open(&path)
+        && let Ok(mut replayer) = Replayer::new(reader.header())
+        && let Ok(ticks) = reader.ticks()
+    {
+        for t in ticks.take(40) {
+            let Ok(t) = t else { break };
+            if replayer.apply_tick(&t).is_err() {
+                break;
+            }
+        }
+    }
+}

@@ -47,3 +47,29 @@ fn recover_log_corpus() {
         replay("recover_log", tickforge_tests::fuzz::recover_log)
     );
 }
+
+#[test]
+fn seek_header_corpus() {
+    for seed in tickforge_tests::fuzz::seek_header_seeds() {
+        tickforge_tests::fuzz::seek_header(&seed);
+    }
+    println!(
+        "{} inputs",
+        replay("seek_header", tickforge_tests::fuzz::seek_header)
+    );
+}
+
+/// Writes the seeds of the `seek_header` corpus (`cargo test --test fuzz_corpus -- --ignored`),
+/// for when the header's shape changes.
+#[test]
+#[ignore = "writes the seek_header seed corpus"]
+fn write_seek_header_seeds() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/seek_header");
+    std::fs::create_dir_all(&dir).expect("creates the corpus directory");
+    for (i, seed) in tickforge_tests::fuzz::seek_header_seeds()
+        .iter()
+        .enumerate()
+    {
+        std::fs::write(dir.join(format!("seed-{i}")), seed).expect("writes a seed");
+    }
+}

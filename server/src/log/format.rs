@@ -28,6 +28,8 @@ pub const TRAILER_BYTES: usize = 8 + 8;
 /// The format's largest record. Writers may use a lower limit, never a higher one, so that every
 /// reader can read every file.
 pub const DEFAULT_MAX_RECORD_BYTES: u32 = 16 * 1024 * 1024;
+/// The largest header payload a reader accepts (a real one is a few hundred bytes).
+pub const MAX_HEADER_BYTES: u32 = 1024 * 1024;
 
 /// What went wrong while reading bytes of a replay file. Every variant names the offset.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub enum FormatError {
     UnknownFormat { found: u16 },
     #[error("the header ends early: the file has {len} bytes, the header needs {need}")]
     HeaderTruncated { len: u64, need: u64 },
+    #[error("the header at offset=0 declares {len} bytes, more than the {max} a header may have")]
+    HeaderTooLarge { len: u32, max: u32 },
     #[error("header checksum mismatch at offset=0 (stored {stored:08x}, computed {computed:08x})")]
     HeaderCrc { stored: u32, computed: u32 },
     #[error("header at offset=0 does not decode: {source}")]
@@ -67,6 +71,12 @@ pub enum FormatError {
         offset: u64,
         kind: &'static str,
         source: DecodeError,
+    },
+    #[error("record at offset={offset} is a {found} record where a {expected} record belongs")]
+    UnexpectedRecord {
+        offset: u64,
+        expected: &'static str,
+        found: &'static str,
     },
     #[error(
         "event at offset={offset} has schema version {v}, newer than this build reads ({supported}): use a newer tickforge-replay"
@@ -122,7 +132,14 @@ pub fn decode_header(bytes: &[u8]) -> Result<(ReplayHeader, usize), FormatError>
         });
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    let len = u32_at(bytes, 10) as usize;
+    let declared = u32_at(bytes, 10);
+    if declared > MAX_HEADER_BYTES {
+        return Err(FormatError::HeaderTooLarge {
+            len: declared,
+            max: MAX_HEADER_BYTES,
+        });
+    }
+    let len = declared as usize;
     let stored = u32_at(bytes, 14);
     let end = HEADER_PREFIX_BYTES + len;
     if bytes.len() < end {
@@ -301,6 +318,13 @@ pub fn decode_frame(
 fn upcast_event(mut event: Event) -> Event {
     event.v = EVENT_SCHEMA_VERSION;
     event
+}
+
+/// The footer of a closed file: the index record at `at` (where the whole ticks end), then the
+/// trailer that points at it.
+pub fn encode_footer(index: &ReplayIndex, at: u64, out: &mut Vec<u8>) {
+    encode_record(&Record::Index(index.clone()), out);
+    encode_trailer(at, out);
 }
 
 /// The trailer that follows the index record of a cleanly closed file.

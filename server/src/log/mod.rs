@@ -19,7 +19,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 
 pub use format::FormatError;
-pub use reader::{ReplayReader, TickRecords};
+pub use reader::{ReplayReader, ScanCache, TickRecords};
 pub use recover::{RecoverMode, Recovery};
 pub use replay::{Divergence, Replayer};
 pub use scan::{Damage, Scan};
@@ -49,6 +49,12 @@ pub enum LogError {
         last_tick: u64,
         last_seq: u64,
     },
+    #[error("{path} is {kind}, not a regular file: only regular files are read as replays")]
+    NotARegularFile { path: PathBuf, kind: &'static str },
+    #[error(
+        "{path} is {len} bytes, more than the {max} bytes a file without a footer may have to be scanned"
+    )]
+    TooLarge { path: PathBuf, len: u64, max: u64 },
     #[error("{path} already exists; refusing to overwrite a replay file")]
     Exists { path: PathBuf },
     #[error(

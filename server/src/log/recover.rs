@@ -3,7 +3,7 @@
 //! records is refused unless the operator asks for repair.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::scan::{self, Scan};
@@ -30,14 +30,7 @@ pub struct Recovery {
     pub kept_copy: Option<PathBuf>,
 }
 
-/// Read a whole file.
-pub fn read_all(path: &Path) -> Result<Vec<u8>, LogError> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(io("reading", path))?;
-    Ok(bytes)
-}
+pub use super::reader::read_all;
 
 /// Scan the file at `path` and make it whole: afterwards it ends at its last whole tick, or
 /// with its footer if it was closed cleanly. Nothing is changed on a clean file.
@@ -94,6 +87,40 @@ pub fn recover(
         kept_copy: Some(copy),
         scan,
     })
+}
+
+/// Close a file that holds only whole ticks but no footer (a crashed match's, once recovered)
+/// with the footer a clean close writes, so that from then on it opens from its header and
+/// footer alone instead of being scanned. `scan` is the file's scan; returns whether a footer
+/// was written (a file that has one is left alone).
+pub fn seal(path: &Path, scan: &Scan) -> Result<bool, LogError> {
+    if scan.footer.is_some() {
+        return Ok(false);
+    }
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(io("opening to seal", path))?;
+    let len = file
+        .metadata()
+        .map_err(io("reading metadata of", path))?
+        .len();
+    if len != scan.whole_end {
+        return Err(LogError::Io {
+            op: "sealing",
+            path: path.to_path_buf(),
+            source: std::io::Error::other(format!(
+                "the file is {len} bytes but its whole ticks end at offset={}: recover it first",
+                scan.whole_end
+            )),
+        });
+    }
+    let mut footer = Vec::new();
+    super::format::encode_footer(&scan.index(), scan.whole_end, &mut footer);
+    file.write_all(&footer)
+        .and_then(|()| file.sync_all())
+        .map_err(io("writing the footer of", path))?;
+    Ok(true)
 }
 
 /// Write `bytes` to the first free `<path>.damaged-<n>`.

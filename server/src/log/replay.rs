@@ -7,7 +7,7 @@ use std::path::Path;
 use tickforge_protocol::{Cause, ReplayHeader, SimSnapshot, Tick};
 
 use super::LogError;
-use super::reader::{ReplayReader, TickRecords};
+use super::reader::{ReplayReader, ScanCache, TickRecords};
 use crate::game;
 use crate::sim::{HashReport, MatchSetup, Sim, SimError};
 
@@ -49,6 +49,9 @@ pub fn setup_of(header: &ReplayHeader) -> MatchSetup {
 }
 
 fn check_header(header: &ReplayHeader) -> Result<(), ReplayError> {
+    // A header is input: its settings are checked as a new match's are, before any rule sees
+    // them.
+    setup_of(header).validate()?;
     if header.game != header.config.game_name() {
         return Err(ReplayError::GameMismatch {
             game: header.game.clone(),
@@ -240,12 +243,39 @@ pub enum SeekError {
     },
     #[error("the world at tick {tick} cannot be rebuilt: {divergence}")]
     Diverged { tick: u64, divergence: Divergence },
+    #[error(
+        "{path}: the index names a snapshot of tick {indexed} at offset={offset}, but the snapshot there is of tick {found}"
+    )]
+    SnapshotMismatch {
+        path: String,
+        indexed: u64,
+        offset: u64,
+        found: u64,
+    },
+    #[error(
+        "{path}: tick {wanted} could not be reached: the index says the file ends at tick {last}, but its records stop at tick {reached}"
+    )]
+    Unreachable {
+        path: String,
+        wanted: u64,
+        reached: u64,
+        last: u64,
+    },
 }
 
 /// The complete world at the end of `tick` of the replay at `path`: restored from the latest
 /// snapshot at or before it, then re-simulated forward (each tick checked as by verify).
 pub fn seek(path: &Path, tick: Tick) -> Result<SimSnapshot, SeekError> {
-    let mut reader = ReplayReader::open(path)?;
+    seek_in(ReplayReader::open(path)?, path, tick)
+}
+
+/// [`seek`], opening the file through `cache` (a running match's file is not scanned whole
+/// again on every call).
+pub fn seek_cached(path: &Path, tick: Tick, cache: &ScanCache) -> Result<SimSnapshot, SeekError> {
+    seek_in(ReplayReader::open_cached(path, cache)?, path, tick)
+}
+
+fn seek_in(mut reader: ReplayReader, path: &Path, tick: Tick) -> Result<SimSnapshot, SeekError> {
     let last = reader.index().last_tick;
     if tick > last {
         return Err(SeekError::PastTheEnd {
@@ -255,8 +285,16 @@ pub fn seek(path: &Path, tick: Tick) -> Result<SimSnapshot, SeekError> {
         });
     }
     let (mut replayer, from) = match reader.snapshot_before(tick) {
-        Some((_, offset)) => {
+        Some((indexed, offset)) => {
             let snapshot = reader.read_snapshot(offset)?;
+            if snapshot.tick != indexed {
+                return Err(SeekError::SnapshotMismatch {
+                    path: path.display().to_string(),
+                    indexed: indexed.0,
+                    offset,
+                    found: snapshot.tick.0,
+                });
+            }
             (Replayer::from_snapshot(reader.header(), &snapshot)?, offset)
         }
         None => (Replayer::new(reader.header())?, reader.first_tick_offset()),
@@ -274,6 +312,16 @@ pub fn seek(path: &Path, tick: Tick) -> Result<SimSnapshot, SeekError> {
                 break;
             }
         }
+    }
+    // Whatever the index claimed, the answer is the world at the tick asked for, or an error.
+    let reached = replayer.sim().last_tick();
+    if reached != tick {
+        return Err(SeekError::Unreachable {
+            path: path.display().to_string(),
+            wanted: tick.0,
+            reached: reached.0,
+            last: last.0,
+        });
     }
     Ok(replayer.sim().snapshot())
 }

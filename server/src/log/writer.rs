@@ -445,8 +445,7 @@ impl Thread {
             }
             if closing {
                 let at = self.offset + buf.len() as u64;
-                format::encode_record(&Record::Index(self.index.clone()), &mut buf);
-                format::encode_trailer(at, &mut buf);
+                format::encode_footer(&self.index, at, &mut buf);
             }
             if !buf.is_empty() {
                 self.file.append(&buf).map_err(io("writing", &self.name))?;
