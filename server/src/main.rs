@@ -130,28 +130,74 @@ fn serve(settings: ConfigArgs) -> anyhow::Result<()> {
         let server = Server::bind(config, shutdown.clone()).await?;
         let addr = server.local_addr()?;
         let state = server.state();
-        println!(
-            "tickforge {} listening on http://{addr}",
+        // One write, and an error is not fatal: whoever started the server may have stopped
+        // reading its output (a closed pipe must never take a running server down).
+        let mut banner = format!(
+            "tickforge {} listening on http://{addr}\n",
             env!("CARGO_PKG_VERSION")
         );
-        println!(
-            "  players:     ws://{addr}/play          spectators: ws://{addr}/spectate/MATCH_ID"
-        );
-        println!("  matches:     http://{addr}/matches     metrics:    http://{addr}/metrics");
+        banner.push_str(&format!(
+            "  players:     ws://{addr}/play          spectators: ws://{addr}/spectate/MATCH_ID\n"
+        ));
+        banner.push_str(&format!(
+            "  matches:     http://{addr}/matches     metrics:    http://{addr}/metrics\n"
+        ));
         if development {
-            println!("  development mode: get a token with  curl -X POST http://{addr}/auth/guest");
+            banner.push_str(&format!(
+                "  development mode: get a token with  curl -X POST http://{addr}/auth/guest\n"
+            ));
         }
-        println!(
-            "  game {} at {} Hz; replays in {}",
+        banner.push_str(&format!(
+            "  game {} at {} Hz; replays in {}\n",
             state.config.default_game.game_name(),
             state.config.tick_rate_hz,
             state.config.replay_dir().display()
-        );
+        ));
+        banner.push_str(&format!("  limits: {}\n", limits_line(&state)));
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+        }
         tokio::spawn(wait_for_signal(shutdown.clone()));
         server.run().await;
         tracing::info!("stopped");
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// The caps in force, and the open-file limit they were fitted to.
+fn limits_line(state: &tickforge_server::net::AppState) -> String {
+    let c = &state.config;
+    let mut line = format!(
+        "{} connections ({} per address), {} matches ({} per player)",
+        c.max_connections, c.max_connections_per_ip, c.max_matches, c.max_matches_per_player
+    );
+    if let Some(files) = state.files {
+        line.push_str(&format!(
+            "; open files {} (hard limit {}",
+            files.soft, files.hard
+        ));
+        if files.started_with < files.soft {
+            line.push_str(&format!(", raised from {}", files.started_with));
+        }
+        line.push(')');
+    }
+    let lowered = state.lowered;
+    let mut from = Vec::new();
+    if let Some(n) = lowered.max_connections_from {
+        from.push(format!("{n} connections"));
+    }
+    if let Some(n) = lowered.max_matches_from {
+        from.push(format!("{n} matches"));
+    }
+    if !from.is_empty() {
+        line.push_str(&format!(
+            "; lowered from {} to fit the open-file limit",
+            from.join(" and ")
+        ));
+    }
+    line
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {

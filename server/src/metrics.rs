@@ -49,6 +49,7 @@ pub struct Metrics {
     pub delta_drops: Counter,
     pub inbox_full: Counter,
     pub rate_limited: Counter,
+    pub accept_errors: Counter,
     pub closes: Family<ReasonLabel, Counter>,
     pub fsync_seconds: Histogram,
     pub durable_lag_ticks: Family<MatchLabel, Gauge>,
@@ -90,6 +91,7 @@ impl Metrics {
             delta_drops: Counter::default(),
             inbox_full: Counter::default(),
             rate_limited: Counter::default(),
+            accept_errors: Counter::default(),
             closes: Family::default(),
             fsync_seconds: Histogram::new(exponential(0.000_05, 2.0, 16)),
             durable_lag_ticks: Family::default(),
@@ -194,6 +196,11 @@ impl Metrics {
             "rate_limited",
             "Commands dropped by a client's rate limit",
             m.rate_limited.clone(),
+        );
+        registry.register(
+            "accept_errors",
+            "Connections the listener failed to accept (out of file descriptors, say)",
+            m.accept_errors.clone(),
         );
         registry.register(
             "closes",

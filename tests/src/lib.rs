@@ -157,6 +157,8 @@ pub async fn start_binary(dir: &Path, args: &[&str]) -> (tokio::process::Child, 
         .expect("an address")
         .trim()
         .to_string();
+    // Keep reading what else it prints, as an operator's terminal would.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, format!("ws://{addr}"))
 }
 
@@ -183,4 +185,69 @@ fn target_dir() -> PathBuf {
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .expect("inside a target dir")
+}
+
+/// `HOST:PORT` of a `ws://HOST:PORT` address.
+pub fn authority(url: &str) -> &str {
+    url.trim_start_matches("ws://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+}
+
+/// Send raw bytes to the server at `url` and read what comes back until it closes the
+/// connection or `wait` passes; returns the text read and whether the server closed.
+pub async fn raw_exchange(url: &str, request: &[u8], wait: Duration) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(authority(url))
+        .await
+        .expect("connects");
+    stream.write_all(request).await.expect("writes");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+/// The resident set size of process `pid`, in bytes.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Record a headless drift match of `players` players and `ticks` ticks into `path`: every
+/// player moves every tick, so the file grows by about 2 KiB per tick with 64 players.
+pub fn record_drift(path: &Path, match_id: u64, players: u32, ticks: u64) {
+    use tickforge_server::headless::{self, HeadlessMatch};
+    use tickforge_server::log::{FsyncPolicy, LogConfig};
+    let spec = HeadlessMatch {
+        setup: tickforge_server::MatchSetup {
+            match_id: MatchId(match_id),
+            seed: match_id,
+            tick_rate_hz: 60,
+            game: tickforge_protocol::GameConfig::Drift(tickforge_protocol::DriftConfig {
+                max_players: players,
+                ..Default::default()
+            }),
+        },
+        players,
+        ticks,
+        bot_seed: match_id,
+    };
+    let log = LogConfig {
+        fsync: FsyncPolicy::Never,
+        ..LogConfig::default()
+    };
+    headless::record(&spec, path, log, 0, |_| {}).expect("records the match");
 }

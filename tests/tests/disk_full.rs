@@ -74,7 +74,8 @@ async fn a_full_disk_stops_the_match_and_leaves_a_verifiable_replay() {
     let info = server
         .state
         .registry
-        .list()
+        .list(tickforge_server::matches::ListState::All, None, 1000)
+        .0
         .into_iter()
         .find(|m| m.id == id)
         .expect("listed");

@@ -1,12 +1,16 @@
 //! Matches: the registry of all matches, and one task per match that owns its simulation.
 //!
-//! Lifecycle: created → running → ended (or stopped, if its log failed). A running match takes
-//! joins, resumes and commands; an ended one stays listed, and its replay file stays watchable.
+//! Lifecycle: created → running → ended (by its rules, by being empty for the idle time, or by
+//! shutdown) or stopped (its log failed). A running match takes joins, resumes and commands.
+//! When its task finishes, the match releases its simulation, its spectator ring and its metric
+//! series; a small summary stays listed (the most recent `--finished-matches-kept`), and its
+//! replay file stays watchable and listed under replays.
 //! Each match has exactly one writer of its state and its log: its task ([`task`]).
 
 mod task;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +58,9 @@ pub struct MatchInfo {
     pub created_at_unix_ms: u64,
     pub replay: String,
     pub stopped_reason: Option<String>,
+    /// Why the match ended, once it has: `over` (its rules ended it), `idle` (nobody played
+    /// in it for the idle time), `server_shutting_down`, or `stopped` (see `stopped_reason`).
+    pub end_reason: Option<&'static str>,
     /// The game's settings (sizes, limits), for viewers.
     pub config: GameConfig,
 }
@@ -252,18 +259,76 @@ pub struct MatchHandle {
     pub control: mpsc::Sender<Control>,
 }
 
-#[derive(Debug)]
-struct Entry {
-    shared: Arc<MatchShared>,
-    handle: Option<MatchHandle>,
+/// Who asked for a match with `POST /matches`, for the per-creator limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creator {
+    /// The token's subject.
+    pub subject: String,
+    pub address: IpAddr,
 }
 
-/// Every match of this server.
+/// Which matches [`Registry::list`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListState {
+    Running,
+    Finished,
+    All,
+}
+
+/// A match whose task has not finished yet.
+#[derive(Debug)]
+struct Live {
+    handle: MatchHandle,
+    creator: Option<Creator>,
+}
+
+/// The registry's records, shared with the match tasks so that each can retire itself.
+#[derive(Debug, Default)]
+struct Book {
+    live: RwLock<BTreeMap<MatchId, Live>>,
+    /// Summaries of finished matches, oldest first, at most `--finished-matches-kept`.
+    finished: Mutex<VecDeque<MatchInfo>>,
+    /// Live matches per creator subject and per creator address.
+    by_subject: Mutex<BTreeMap<String, usize>>,
+    by_address: Mutex<BTreeMap<IpAddr, usize>>,
+}
+
+impl Book {
+    /// A match's task has finished: it leaves the live set (releasing its simulation, ring and
+    /// metric series) and is remembered by a small summary; its replay file stays.
+    fn retire(&self, id: MatchId, summary: MatchInfo, kept: usize) {
+        let live = self.live.write().remove(&id);
+        if let Some(Creator { subject, address }) = live.and_then(|l| l.creator) {
+            release(&mut self.by_subject.lock(), &subject);
+            release(&mut self.by_address.lock(), &address);
+        }
+        let mut finished = self.finished.lock();
+        finished.push_back(summary);
+        while finished.len() > kept {
+            finished.pop_front();
+        }
+    }
+}
+
+fn release<K: Ord>(counts: &mut BTreeMap<K, usize>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
+/// The highest match id: JSON readers that hold numbers as doubles (JavaScript) read ids up to
+/// here exactly. Replay files named with a higher id are ignored.
+pub const MAX_MATCH_ID: u64 = (1 << 53) - 1;
+
+/// Every match of this server: the live ones, and a bounded list of recently finished ones.
 #[derive(Debug)]
 pub struct Registry {
     config: Arc<ServerConfig>,
     metrics: Arc<Metrics>,
-    matches: RwLock<BTreeMap<MatchId, Entry>>,
+    book: Arc<Book>,
     next_id: AtomicU64,
     create_lock: Mutex<()>,
     shutdown: CancellationToken,
@@ -287,7 +352,7 @@ impl Registry {
         Registry {
             config,
             metrics,
-            matches: RwLock::new(BTreeMap::new()),
+            book: Arc::default(),
             next_id: AtomicU64::new(highest + 1),
             create_lock: Mutex::new(()),
             shutdown,
@@ -299,21 +364,75 @@ impl Registry {
         &self.config
     }
 
-    /// Create and start a match.
-    pub fn create(&self, game: GameConfig, seed: Option<u64>) -> Result<MatchHandle, CreateError> {
+    /// Create and start a match. `creator` (a `POST /matches`) is held to the per-subject and
+    /// per-address limits; quick-join's matches have none.
+    pub fn create(
+        &self,
+        game: GameConfig,
+        seed: Option<u64>,
+        creator: Option<Creator>,
+    ) -> Result<MatchHandle, CreateError> {
         if self.shutdown.is_cancelled() {
             return Err(CreateError::ShuttingDown);
         }
         let running = self
-            .matches
+            .book
+            .live
             .read()
             .values()
-            .filter(|e| e.shared.info.read().state == MatchState::Running)
+            .filter(|l| l.handle.shared.info.read().state == MatchState::Running)
             .count();
         if running >= self.config.max_matches {
             return Err(CreateError::TooMany(self.config.max_matches));
         }
+        if let Some(c) = &creator {
+            self.reserve_for(c)?;
+        }
         let id = MatchId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let created = if id.0 > MAX_MATCH_ID {
+            Err(CreateError::IdsExhausted)
+        } else {
+            self.start(id, game, seed, creator.clone())
+        };
+        if created.is_err()
+            && let Some(Creator { subject, address }) = &creator
+        {
+            release(&mut self.book.by_subject.lock(), subject);
+            release(&mut self.book.by_address.lock(), address);
+        }
+        created
+    }
+
+    /// Count a new match against its creator, or refuse it.
+    fn reserve_for(&self, creator: &Creator) -> Result<(), CreateError> {
+        let mut subjects = self.book.by_subject.lock();
+        let mut addresses = self.book.by_address.lock();
+        let by_subject = subjects.get(&creator.subject).copied().unwrap_or(0);
+        if by_subject >= self.config.max_matches_per_player {
+            return Err(CreateError::CreatorLimit {
+                who: format!("player {:?}", creator.subject),
+                limit: self.config.max_matches_per_player,
+            });
+        }
+        let by_address = addresses.get(&creator.address).copied().unwrap_or(0);
+        if by_address >= self.config.max_matches_per_address {
+            return Err(CreateError::CreatorLimit {
+                who: format!("address {}", creator.address),
+                limit: self.config.max_matches_per_address,
+            });
+        }
+        subjects.insert(creator.subject.clone(), by_subject + 1);
+        addresses.insert(creator.address, by_address + 1);
+        Ok(())
+    }
+
+    fn start(
+        &self,
+        id: MatchId,
+        game: GameConfig,
+        seed: Option<u64>,
+        creator: Option<Creator>,
+    ) -> Result<MatchHandle, CreateError> {
         let path = self.config.replay_dir().join(replay_file_name(id));
         let metrics = self.metrics.clone();
         let log = LogConfig {
@@ -325,7 +444,7 @@ impl Registry {
             ..LogConfig::default()
         };
         let seed = seed.unwrap_or_else(rand::random);
-        let handle = task::spawn(
+        let (handle, run) = task::spawn(
             id,
             game,
             seed,
@@ -334,15 +453,21 @@ impl Registry {
             self.config.clone(),
             self.metrics.clone(),
             self.shutdown.child_token(),
-            &self.tasks,
         )?;
-        self.matches.write().insert(
+        // Listed before its task runs, so that even a match that ends at once retires cleanly.
+        self.book.live.write().insert(
             id,
-            Entry {
-                shared: handle.shared.clone(),
-                handle: Some(handle.clone()),
+            Live {
+                handle: handle.clone(),
+                creator,
             },
         );
+        let book = self.book.clone();
+        let kept = self.config.finished_matches_kept;
+        self.tasks.spawn(async move {
+            let summary = run.await;
+            book.retire(id, summary, kept);
+        });
         tracing::info!(
             match_id = id.0,
             game = handle.shared.game.game_name(),
@@ -354,17 +479,31 @@ impl Registry {
 
     /// The live handle of a running match.
     pub fn running(&self, id: MatchId) -> Option<MatchHandle> {
-        let matches = self.matches.read();
-        let entry = matches.get(&id)?;
-        entry
-            .handle
-            .clone()
+        let live = self.book.live.read();
+        live.get(&id)
+            .map(|l| l.handle.clone())
             .filter(|h| h.shared.info.read().state == MatchState::Running)
     }
 
-    /// The shared state of a match this server ran (running or finished).
+    /// Whether match `id` is running now.
+    pub fn is_running(&self, id: MatchId) -> bool {
+        self.running(id).is_some()
+    }
+
+    /// The shared state of a match whose task has not finished; `None` once it has (its
+    /// replay file holds everything).
     pub fn shared(&self, id: MatchId) -> Option<Arc<MatchShared>> {
-        self.matches.read().get(&id).map(|e| e.shared.clone())
+        self.book
+            .live
+            .read()
+            .get(&id)
+            .map(|l| l.handle.shared.clone())
+    }
+
+    /// Whether match `id` existed and has finished (it is listed, or its replay file is there).
+    pub fn has_finished(&self, id: MatchId) -> bool {
+        self.book.finished.lock().iter().any(|m| m.id == id)
+            || self.config.replay_dir().join(replay_file_name(id)).exists()
     }
 
     /// A running match with a free player slot, or a new one of the default game. The slot is
@@ -372,10 +511,11 @@ impl Registry {
     pub fn quick_join_target(&self) -> Result<MatchHandle, CreateError> {
         let _guard = self.create_lock.lock();
         let open = self
-            .matches
+            .book
+            .live
             .read()
             .values()
-            .filter_map(|e| e.handle.clone())
+            .map(|l| l.handle.clone())
             .find(|h| {
                 let info = h.shared.info.read();
                 let reserved = h.shared.reserved.load(Ordering::Relaxed);
@@ -383,7 +523,7 @@ impl Registry {
             });
         let handle = match open {
             Some(h) => h,
-            None => self.create(self.config.default_game.clone(), None)?,
+            None => self.create(self.config.default_game.clone(), None, None)?,
         };
         handle.shared.reserved.fetch_add(1, Ordering::Relaxed);
         Ok(handle)
@@ -401,9 +541,12 @@ impl Registry {
         for _ in 0..8 {
             let handle = match id {
                 Some(id) => {
-                    let handle = self.running(id).ok_or_else(|| match self.shared(id) {
-                        Some(_) => JoinRefused::Ended(id),
-                        None => JoinRefused::NotFound(id),
+                    let handle = self.running(id).ok_or_else(|| {
+                        if self.shared(id).is_some() || self.has_finished(id) {
+                            JoinRefused::Ended(id)
+                        } else {
+                            JoinRefused::NotFound(id)
+                        }
                     })?;
                     handle.shared.reserved.fetch_add(1, Ordering::Relaxed);
                     handle
@@ -471,17 +614,46 @@ impl Registry {
             .map_err(|_| JoinRefused::ResumeFailed(format!("match {id} has ended")))?
     }
 
-    /// Every match this server has run since it started.
-    pub fn list(&self) -> Vec<MatchInfo> {
-        let matches = self.matches.read();
-        matches
-            .values()
-            .map(|e| {
-                let mut info = e.shared.info.read().clone();
-                info.spectators = e.shared.spectators.load(Ordering::Relaxed) as u32;
-                info
-            })
-            .collect()
+    /// Matches newest first: the live ones and the most recently finished, with ids below
+    /// `before`, at most `limit`; and whether more follow.
+    pub fn list(
+        &self,
+        which: ListState,
+        before: Option<MatchId>,
+        limit: usize,
+    ) -> (Vec<MatchInfo>, bool) {
+        let below = |id: MatchId| before.is_none_or(|b| id < b);
+        let mut out: Vec<MatchInfo> = Vec::new();
+        if which != ListState::Finished {
+            let live = self.book.live.read();
+            out.extend(
+                live.values()
+                    .rev()
+                    .filter(|l| below(l.handle.shared.id))
+                    .map(|l| {
+                        let shared = &l.handle.shared;
+                        let mut info = shared.info.read().clone();
+                        info.spectators = shared.spectators.load(Ordering::Relaxed) as u32;
+                        info
+                    }),
+            );
+        }
+        if which != ListState::Running {
+            let finished = self.book.finished.lock();
+            out.extend(finished.iter().rev().filter(|m| below(m.id)).cloned());
+        }
+        if which == ListState::Running {
+            out.retain(|m| m.state == MatchState::Running);
+        }
+        out.sort_by_key(|m| std::cmp::Reverse(m.id));
+        let more = out.len() > limit;
+        out.truncate(limit);
+        (out, more)
+    }
+
+    /// (live matches, finished matches listed).
+    pub fn counts(&self) -> (usize, usize) {
+        (self.book.live.read().len(), self.book.finished.lock().len())
     }
 }
 
@@ -490,6 +662,12 @@ impl Registry {
 pub enum CreateError {
     #[error("the server has reached its limit of {0} running matches")]
     TooMany(usize),
+    #[error(
+        "{who} already has {limit} running matches, the most one creator may have; wait for one to end"
+    )]
+    CreatorLimit { who: String, limit: usize },
+    #[error("match ids are used up")]
+    IdsExhausted,
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("the match could not be set up: {0}")]
@@ -512,11 +690,15 @@ pub fn replay_files(dir: &Path) -> Vec<(MatchId, PathBuf)> {
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let id = name
+            let id: u64 = name
                 .strip_prefix("match-")?
                 .strip_suffix(".tfr")?
                 .parse()
                 .ok()?;
+            if id > MAX_MATCH_ID {
+                tracing::warn!(file = %name, "ignoring a replay file whose id is out of range");
+                return None;
+            }
             Some((MatchId(id), e.path()))
         })
         .collect();

@@ -22,7 +22,6 @@ use tickforge_protocol::{
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::{
     ClientOut, Control, CreateError, Inbound, JoinRefused, LiveMark, MatchHandle, MatchInfo,
@@ -120,9 +119,24 @@ struct MatchTask {
     cancel: CancellationToken,
     grace_ticks: u64,
     slow_ticks: u64,
+    /// Ticks a match may stay empty before it ends.
+    idle_ticks: u64,
+    /// The tick since which the match has had no players, joins or reservations.
+    idle_since: Option<Tick>,
     label: MatchLabel,
 }
 
+/// Why a match's tick loop stops of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The game's rules ended it (a score or time limit).
+    Over,
+    /// Nobody was in it for the idle time.
+    Idle,
+}
+
+/// Set up match `id` (its simulation and replay file) and return its handle and its task,
+/// which the caller spawns; the task resolves to the match's final summary.
 #[expect(clippy::too_many_arguments, reason = "one call site, in the registry")]
 pub(super) fn spawn(
     id: MatchId,
@@ -133,8 +147,13 @@ pub(super) fn spawn(
     config: Arc<ServerConfig>,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
-    tasks: &TaskTracker,
-) -> Result<MatchHandle, CreateError> {
+) -> Result<
+    (
+        MatchHandle,
+        impl Future<Output = MatchInfo> + Send + 'static,
+    ),
+    CreateError,
+> {
     let setup = MatchSetup {
         match_id: id,
         seed,
@@ -176,6 +195,7 @@ pub(super) fn spawn(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             stopped_reason: None,
+            end_reason: None,
             config: game.clone(),
         }),
         live: watch::channel(LiveMark::default()).0,
@@ -192,6 +212,8 @@ pub(super) fn spawn(
         shared: shared.clone(),
         grace_ticks: config.ticks_in(config.resume_grace),
         slow_ticks: config.ticks_in(config.slow_client_grace),
+        idle_ticks: config.ticks_in(config.idle_match),
+        idle_since: None,
         label: MatchLabel { match_id: id.0 },
         config,
         metrics,
@@ -202,12 +224,12 @@ pub(super) fn spawn(
         recent: VecDeque::new(),
         cancel,
     };
-    tasks.spawn(task.run(inbox_rx, control_rx));
-    Ok(MatchHandle {
+    let handle = MatchHandle {
         shared,
         inbox: inbox_tx,
         control: control_tx,
-    })
+    };
+    Ok((handle, task.run(inbox_rx, control_rx)))
 }
 
 fn frame(message: &ServerMessage) -> Bytes {
@@ -220,19 +242,19 @@ impl MatchTask {
         mut self,
         mut inbox: mpsc::Receiver<Inbound>,
         mut control: mpsc::Receiver<Control>,
-    ) {
+    ) -> MatchInfo {
         self.metrics.matches_running.inc();
         let period = self.config.tick_period();
         let mut timer = tokio::time::interval(period);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let outcome: Result<(), String> = loop {
+        let outcome: Result<Option<Ending>, String> = loop {
             tokio::select! {
                 biased;
-                () = self.cancel.cancelled() => break Ok(()),
+                () = self.cancel.cancelled() => break Ok(None),
                 _ = timer.tick() => {
                     match self.tick(&mut inbox) {
-                        Ok(true) => break Ok(()),
-                        Ok(false) => {}
+                        Ok(Some(ending)) => break Ok(Some(ending)),
+                        Ok(None) => {}
                         Err(reason) => break Err(reason),
                     }
                 }
@@ -240,11 +262,12 @@ impl MatchTask {
             }
         };
         let metrics = self.metrics.clone();
-        self.finish(outcome, &mut control).await;
+        let summary = self.finish(outcome, &mut control).await;
         metrics.matches_running.dec();
+        summary
     }
 
-    /// One tick. Returns whether the match has ended.
+    /// One tick. Returns why the match ends, if it does.
     ///
     /// Phases, in order:
     /// 1. drain the inbox in arrival order (joins and leaves the match issues itself first);
@@ -254,7 +277,7 @@ impl MatchTask {
     /// 8. encode the delta once and queue it for every connected player (never waits);
     ///    then: acks and rejections to senders, the tick to spectators, joins completed,
     ///    slow clients and expired resume grace periods handled.
-    fn tick(&mut self, inbox: &mut mpsc::Receiver<Inbound>) -> Result<bool, String> {
+    fn tick(&mut self, inbox: &mut mpsc::Receiver<Inbound>) -> Result<Option<Ending>, String> {
         let started = Instant::now();
         let tick = self.sim.now();
 
@@ -337,7 +360,11 @@ impl MatchTask {
         if let Some(writer) = &self.writer
             && let Err(e) = writer.append(TickBatch::from_report(report, snapshot))
         {
-            return Err(format!("the replay log failed at tick {}: {e}", tick.0));
+            return Err(format!(
+                "the replay log failed at tick {}: {}",
+                tick.0,
+                self.config.redact(&e.to_string())
+            ));
         }
 
         // 8. The delta, encoded once, to every connected player.
@@ -523,7 +550,23 @@ impl MatchTask {
             .set(tick.0.saturating_sub(durable.written_tick.0) as i64);
         self.metrics
             .observe_tick(started.elapsed(), self.config.tick_period());
-        Ok(ended.is_some())
+        if ended.is_some() {
+            return Ok(Some(Ending::Over));
+        }
+        Ok(self.idle(tick).then_some(Ending::Idle))
+    }
+
+    /// Whether the match has been empty (no players, none joining) for the idle time.
+    fn idle(&mut self, tick: Tick) -> bool {
+        let empty = self.players.is_empty()
+            && self.joins.is_empty()
+            && self.shared.reserved.load(Ordering::Relaxed) == 0;
+        if !empty {
+            self.idle_since = None;
+            return false;
+        }
+        let since = *self.idle_since.get_or_insert(tick);
+        tick.0.saturating_sub(since.0) >= self.idle_ticks
     }
 
     fn send_to(&mut self, player: PlayerId, message: &ServerMessage) {
@@ -712,21 +755,42 @@ impl MatchTask {
     }
 
     /// The match is over (ended, stopped, or the server is shutting down): close the log
-    /// (footer, fsync), then the connections.
-    async fn finish(mut self, outcome: Result<(), String>, control: &mut mpsc::Receiver<Control>) {
+    /// (footer, fsync), then the connections; release what only a running match needs. Returns
+    /// the match's final summary.
+    async fn finish(
+        mut self,
+        outcome: Result<Option<Ending>, String>,
+        control: &mut mpsc::Receiver<Control>,
+    ) -> MatchInfo {
         let shutting_down = self.cancel.is_cancelled();
-        let (state, code, reason) = match &outcome {
-            Ok(()) if self.sim.is_over() => (
+        let (state, code, reason, end_reason) = match &outcome {
+            Ok(Some(Ending::Over)) => (
                 MatchState::Ended,
                 CloseCode::Normal,
                 "match_ended".to_string(),
+                "over",
             ),
-            Ok(()) => (
+            Ok(Some(Ending::Idle)) => (
+                MatchState::Ended,
+                CloseCode::Normal,
+                format!(
+                    "the match was empty for {} s",
+                    self.config.idle_match.as_secs()
+                ),
+                "idle",
+            ),
+            Ok(None) => (
                 MatchState::Ended,
                 CloseCode::GoingAway,
                 "server_shutting_down".to_string(),
+                "server_shutting_down",
             ),
-            Err(reason) => (MatchState::Stopped, CloseCode::MatchStopped, reason.clone()),
+            Err(reason) => (
+                MatchState::Stopped,
+                CloseCode::MatchStopped,
+                reason.clone(),
+                "stopped",
+            ),
         };
         if let Err(reason) = &outcome {
             tracing::error!(match_id = self.shared.id.0, %reason, "match stopped");
@@ -747,10 +811,15 @@ impl MatchTask {
             let mut info = self.shared.info.write();
             info.state = state.clone();
             info.durable_tick = durable.durable_tick;
+            info.end_reason = Some(end_reason);
             if let Err(reason) = &outcome {
                 info.stopped_reason = Some(reason.clone());
             }
         }
+        // The log is closed: spectators still following read the rest from the file.
+        self.shared.ring.write().clear();
+        self.metrics.durable_lag_ticks.remove(&self.label);
+        self.metrics.log_backlog_ticks.remove(&self.label);
         let last = *self.shared.live.borrow();
         self.shared.live.send_replace(LiveMark {
             finished: true,
@@ -778,8 +847,13 @@ impl MatchTask {
             match_id = self.shared.id.0,
             tick = last.tick.0,
             ?state,
+            end_reason,
             "match finished"
         );
+        let mut summary = self.shared.info.read().clone();
+        summary.players = 0;
+        summary.spectators = 0;
+        summary
     }
 }
 

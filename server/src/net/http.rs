@@ -2,10 +2,10 @@
 //!
 //! | method and path | what |
 //! |---|---|
-//! | `GET /healthz` | liveness and a one-line status |
+//! | `GET /healthz` | liveness, a one-line status and the limits in force |
 //! | `GET /metrics` | Prometheus text |
-//! | `GET /matches` · `POST /matches` | list matches · create one (`{"game", "config", "seed"}`) |
-//! | `GET /replays` · `GET /replays/{id}` | list replay files · download one |
+//! | `GET /matches` · `POST /matches` | list matches (newest first, paged) · create one (`{"game", "config", "seed"}`) |
+//! | `GET /replays` · `GET /replays/{id}` | list replay files (newest first, paged) · download one (streamed) |
 //! | `GET /replays/{id}/seek?tick=T` | the world at the end of tick T, as JSON |
 //! | `POST /auth/guest` | a guest token (development mode only) |
 //! | `GET /play` (WebSocket) | a player connection |
@@ -13,6 +13,12 @@
 //!
 //! WebSocket requests carry a token (`Authorization: Bearer …` or `?token=…`), checked before
 //! the upgrade completes: a bad one gets `401` and no WebSocket at all.
+//!
+//! Every request is checked before it is routed: its `Host` must be an IP address, `localhost`
+//! or a configured name (so a web page cannot reach a server on loopback by DNS rebinding), and
+//! a WebSocket upgrade or a POST from a browser must come from an allowed `Origin`. A request
+//! body must arrive within the request deadline. A handler that panics answers `500` and logs
+//! the panic; no response carries a filesystem path or a panic message.
 
 #![expect(
     clippy::disallowed_methods,
@@ -20,13 +26,16 @@
 )]
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use futures_util::{FutureExt, TryStreamExt};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::{Method, Request, Response, StatusCode};
@@ -34,23 +43,35 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tickforge_protocol::{GameConfig, MatchId, Tick};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 
+use super::deadline::{DeadlineIo, WriteDeadline};
 use super::spectate::{self, Source, SpectateParams};
 use super::{AppState, ConnPermit, session};
 use crate::auth::{AuthError, Claims, Role};
+use crate::config::{OriginPolicy, normalize_origin};
 use crate::log::ReplayReader;
-use crate::matches::{self, CreateError};
+use crate::matches::{self, CreateError, Creator, ListState};
 
-type Body = Full<Bytes>;
+type Body = BoxBody<Bytes, std::io::Error>;
 
 // The web viewer, embedded so that running the server needs no build step of its own.
 const WEB_INDEX: &str = include_str!("../../web/index.html");
 const WEB_APP: &str = include_str!("../../web/app.js");
 const WEB_STYLE: &str = include_str!("../../web/style.css");
+
+/// What a request handler knows about its connection.
+#[derive(Debug, Clone)]
+struct Conn {
+    peer: SocketAddr,
+    permit: Arc<ConnPermit>,
+    /// Switched off when the connection becomes a WebSocket (whose writer has its own).
+    deadline: WriteDeadline,
+}
 
 /// Serve one TCP connection: HTTP/1.1 with keep-alive, upgradable to WebSocket.
 pub(super) async fn serve_connection(
@@ -59,28 +80,73 @@ pub(super) async fn serve_connection(
     permit: Arc<ConnPermit>,
     state: Arc<AppState>,
 ) {
-    let io = TokioIo::new(stream);
+    let deadline = WriteDeadline::default();
+    let io = TokioIo::new(DeadlineIo::new(
+        stream,
+        state.config.write_timeout,
+        deadline.clone(),
+    ));
+    let conn = Conn {
+        peer,
+        permit,
+        deadline,
+    };
     let service = {
         let state = state.clone();
         hyper::service::service_fn(move |req| {
-            let (state, permit) = (state.clone(), permit.clone());
-            async move { Ok::<_, Infallible>(route(req, peer, permit, state).await) }
+            let (state, conn) = (state.clone(), conn.clone());
+            async move { Ok::<_, Infallible>(answer(req, conn, state).await) }
         })
     };
-    let conn = http1::Builder::new()
+    let http = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(state.config.handshake_timeout)
         .max_buf_size(64 * 1024)
         .serve_connection(io, service)
         .with_upgrades();
-    let mut conn = std::pin::pin!(conn);
+    let mut http = std::pin::pin!(http);
     tokio::select! {
-        _ = conn.as_mut() => {}
+        _ = http.as_mut() => {}
         () = state.shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+            http.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), http).await;
         }
     }
+}
+
+/// Route one request, with its Host and Origin checked first; a handler that panics answers
+/// `500` (the panic is logged, never sent).
+async fn answer(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    if let Err(refused) = check_host(&req, &state) {
+        return *refused;
+    }
+    match AssertUnwindSafe(route(req, conn, state))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(%method, %path, panic = %message, "a request handler panicked");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the server failed to answer this request; the cause is in its log",
+            )
+        }
+    }
+}
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
 }
 
 fn respond(
@@ -88,7 +154,7 @@ fn respond(
     content_type: &'static str,
     body: impl Into<Bytes>,
 ) -> Response<Body> {
-    let mut response = Response::new(Full::new(body.into()));
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -111,6 +177,40 @@ fn error(status: StatusCode, code: &str, detail: impl std::fmt::Display) -> Resp
     json_response(
         status,
         &json!({ "error": code, "detail": detail.to_string() }),
+    )
+}
+
+/// An error whose cause may name files: the cause goes to the log, the client gets `detail`
+/// with any path of the data directory removed.
+fn failure(
+    state: &AppState,
+    status: StatusCode,
+    code: &str,
+    what: &str,
+    cause: impl std::fmt::Display,
+) -> Response<Body> {
+    let cause = cause.to_string();
+    tracing::warn!(error = %cause, "{what}");
+    error(
+        status,
+        code,
+        format!("{what}: {}", state.config.redact(&cause)),
+    )
+}
+
+/// A failure inside the server (a task that panicked): logged, and answered `500` without its
+/// cause.
+fn internal(
+    _state: &AppState,
+    code: &str,
+    what: &str,
+    cause: impl std::fmt::Display,
+) -> Response<Body> {
+    tracing::error!(error = %cause, "{what}");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        code,
+        format!("{what}; the cause is in the server's log"),
     )
 }
 
@@ -149,12 +249,90 @@ fn unauthorized(e: AuthError) -> Response<Body> {
     error(status, "unauthorized", e)
 }
 
-async fn route(
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    permit: Arc<ConnPermit>,
-    state: Arc<AppState>,
-) -> Response<Body> {
+/// The host part of a `Host` header value (`name`, `name:port`, `[v6]:port`), lower-cased.
+fn host_name(value: &str) -> String {
+    let value = value.trim().to_ascii_lowercase();
+    if let Some(rest) = value.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default().to_string();
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_string(),
+        _ => value,
+    }
+}
+
+/// A `Host` header is accepted if it names an IP address, `localhost`, or a configured name.
+/// A web page that makes its own domain resolve to 127.0.0.1 (DNS rebinding) sends its own
+/// domain here, and is refused.
+fn check_host(req: &Request<Incoming>, state: &AppState) -> Result<(), Box<Response<Body>>> {
+    let Some(value) = req.headers().get(header::HOST) else {
+        return Ok(()); // HTTP/1.0 clients; browsers always send one.
+    };
+    let value = value.to_str().unwrap_or("");
+    let host = host_name(value);
+    let accepted = host.parse::<IpAddr>().is_ok()
+        || host == "localhost"
+        || state.config.allowed_hosts.contains(&host);
+    if accepted {
+        Ok(())
+    } else {
+        Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "host_not_allowed",
+            format!(
+                "Host {value:?} is not a name of this server; an operator adds names with --allowed-hosts"
+            ),
+        )))
+    }
+}
+
+/// A browser's request (one with an `Origin`) to open a WebSocket or POST is accepted from the
+/// server's own origin, and from the origins the policy allows.
+fn check_origin(req: &Request<Incoming>, state: &AppState) -> Result<(), Box<Response<Body>>> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let raw = origin.to_str().unwrap_or("");
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.trim().to_ascii_lowercase());
+    let allowed = match normalize_origin(raw) {
+        None => matches!(state.config.allowed_origins, OriginPolicy::Any),
+        Some(origin) => {
+            let authority = origin.split_once("://").map_or("", |(_, a)| a);
+            let same_origin = host.as_deref().is_some_and(|h| {
+                h == authority
+                    || h.strip_suffix(":80").or_else(|| h.strip_suffix(":443")) == Some(authority)
+            });
+            same_origin
+                || match &state.config.allowed_origins {
+                    OriginPolicy::Any => true,
+                    OriginPolicy::Listed(list) => list.contains(&origin),
+                    OriginPolicy::Loopback(list) => {
+                        let name = host_name(authority);
+                        list.contains(&origin)
+                            || name == "localhost"
+                            || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                    }
+                }
+        }
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            format!(
+                "pages from {raw:?} may not use this server; an operator allows origins with --allowed-origins"
+            ),
+        )))
+    }
+}
+
+async fn route(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path
         .trim_matches('/')
@@ -162,6 +340,12 @@ async fn route(
         .filter(|s| !s.is_empty())
         .collect();
     let method = req.method().clone();
+    let upgrade = req.headers().contains_key(header::UPGRADE);
+    if (method == Method::POST || upgrade)
+        && let Err(refused) = check_origin(&req, &state)
+    {
+        return *refused;
+    }
     match (&method, segments.as_slice()) {
         (&Method::GET, []) => respond(StatusCode::OK, "text/html; charset=utf-8", WEB_INDEX),
         (&Method::GET, ["app.js"]) => {
@@ -184,21 +368,19 @@ async fn route(
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             state.metrics.render(),
         ),
-        (&Method::GET, ["matches"]) => json_response(StatusCode::OK, &state.registry.list()),
-        (&Method::POST, ["matches"]) => create_match(req, &state).await,
-        (&Method::GET, ["replays"]) => list_replays(&state).await,
+        (&Method::GET, ["matches"]) => list_matches(&req, &state),
+        (&Method::POST, ["matches"]) => create_match(req, &conn, &state).await,
+        (&Method::GET, ["replays"]) => list_replays(&req, &state).await,
         (&Method::GET, ["replays", id]) => download_replay(id, &state).await,
         (&Method::GET, ["replays", id, "seek"]) => {
             seek_replay(id, query_param(&req, "tick"), &state).await
         }
         (&Method::POST, ["auth", "guest"]) => guest_token(req, &state).await,
-        (&Method::GET, ["play"]) => upgrade_player(req, peer, permit, state),
-        (&Method::GET, ["echo"]) if state.config.conformance_echo => {
-            upgrade_echo(req, permit, state)
-        }
+        (&Method::GET, ["play"]) => upgrade_player(req, conn, state),
+        (&Method::GET, ["echo"]) if state.config.conformance_echo => upgrade_echo(req, conn, state),
         (&Method::GET, ["spectate", id]) => {
             let id = id.to_string();
-            upgrade_spectator(req, &id, permit, state)
+            upgrade_spectator(req, &id, conn, state)
         }
         (
             _,
@@ -222,7 +404,7 @@ async fn route(
 
 fn index_text(state: &AppState) -> String {
     format!(
-        "tickforge {}\n\nGET  / (the web viewer)\nGET  /healthz\nGET  /metrics\nGET  /matches\nPOST /matches\nGET  /matches/ID/snapshot\nGET  /replays\nGET  /replays/ID\nGET  /replays/ID/seek?tick=T\nGET  /replays/ID/events?from_tick=A&to_tick=B\nGET  /replays/ID/rejections\n{}GET  /play (WebSocket)\nGET  /spectate/ID?from=SEQ|live&delay=TICKS&format=json|msgpack (WebSocket)\n",
+        "tickforge {}\n\nGET  / (the web viewer)\nGET  /healthz\nGET  /metrics\nGET  /matches?state=running|finished|all&before=ID&limit=N\nPOST /matches\nGET  /matches/ID/snapshot\nGET  /replays?before=ID&limit=N\nGET  /replays/ID\nGET  /replays/ID/seek?tick=T\nGET  /replays/ID/events?from_tick=A&to_tick=B\nGET  /replays/ID/rejections\n{}GET  /play (WebSocket)\nGET  /spectate/ID?from=SEQ|live&delay=TICKS&format=json|msgpack (WebSocket)\n",
         env!("CARGO_PKG_VERSION"),
         if state.auth.development() {
             "POST /auth/guest\n"
@@ -233,38 +415,60 @@ fn index_text(state: &AppState) -> String {
 }
 
 fn health(state: &AppState) -> Response<Body> {
-    let matches = state.registry.list();
-    let running = matches
-        .iter()
-        .filter(|m| m.state == matches::MatchState::Running)
-        .count();
+    let (running, finished) = state.registry.counts();
+    let config = &state.config;
     json_response(
         StatusCode::OK,
         &json!({
             "status": if state.shutdown.is_cancelled() { "shutting_down" } else { "ok" },
             "matches_running": running,
-            "matches_total": matches.len(),
+            "matches_finished_listed": finished,
             "players": state.metrics.players.get(),
             "spectators": state.metrics.spectators.get(),
             "connections": state.metrics.connections.get(),
+            "limits": {
+                "max_connections": config.max_connections,
+                "max_connections_per_ip": config.max_connections_per_ip,
+                "max_matches": config.max_matches,
+                "max_matches_per_player": config.max_matches_per_player,
+                "open_files": state.files,
+                "lowered_to_fit_open_files": state.lowered,
+            },
         }),
     )
 }
 
+/// The body as JSON: at most 64 KiB, arriving within the request deadline.
 async fn read_json<T: for<'de> Deserialize<'de> + Default>(
     req: Request<Incoming>,
+    state: &AppState,
 ) -> Result<T, Box<Response<Body>>> {
-    let body = Limited::new(req.into_body(), 64 * 1024)
-        .collect()
-        .await
-        .map_err(|e| {
-            Box::new(error(
+    let deadline = state.config.handshake_timeout;
+    let collect = Limited::new(req.into_body(), 64 * 1024).collect();
+    let body = match tokio::time::timeout(deadline, collect).await {
+        Err(_) => {
+            let mut response = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    deadline.as_secs()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Err(Box::new(response));
+        }
+        Ok(Err(e)) => {
+            return Err(Box::new(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "bad_body",
                 format!("could not read the body (64 KiB at most): {e}"),
-            ))
-        })?
-        .to_bytes();
+            )));
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -281,9 +485,9 @@ struct CreateMatch {
     seed: Option<u64>,
 }
 
-async fn create_match(req: Request<Incoming>, state: &AppState) -> Response<Body> {
-    match claims(&req, state) {
-        Ok(c) if c.role == Role::Player => {}
+async fn create_match(req: Request<Incoming>, conn: &Conn, state: &AppState) -> Response<Body> {
+    let subject = match claims(&req, state) {
+        Ok(c) if c.role == Role::Player => c.sub,
         Ok(c) => {
             return unauthorized(AuthError::WrongRole {
                 have: c.role,
@@ -291,8 +495,8 @@ async fn create_match(req: Request<Incoming>, state: &AppState) -> Response<Body
             });
         }
         Err(e) => return unauthorized(e),
-    }
-    let body: CreateMatch = match read_json(req).await {
+    };
+    let body: CreateMatch = match read_json(req, state).await {
         Ok(b) => b,
         Err(response) => return *response,
     };
@@ -328,13 +532,104 @@ async fn create_match(req: Request<Incoming>, state: &AppState) -> Response<Body
             format!("{name} settings: {e}"),
         );
     }
-    match state.registry.create(game, body.seed) {
+    let creator = Creator {
+        subject,
+        address: conn.permit.ip(),
+    };
+    match state.registry.create(game, body.seed, Some(creator)) {
         Ok(handle) => json_response(StatusCode::CREATED, &*handle.shared.info.read()),
+        Err(e @ CreateError::CreatorLimit { .. }) => {
+            error(StatusCode::TOO_MANY_REQUESTS, "too_many_matches", e)
+        }
         Err(e @ (CreateError::TooMany(_) | CreateError::ShuttingDown)) => {
             error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e)
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "create_failed", e),
+        Err(e) => failure(
+            state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "create_failed",
+            "the match could not be created",
+            e,
+        ),
     }
+}
+
+/// `?before=ID&limit=N` of a list: (ids below, page size, the query to keep in `next` links).
+struct Page {
+    before: Option<u64>,
+    limit: usize,
+}
+
+impl Page {
+    const DEFAULT: usize = 100;
+    const MAX: usize = 1000;
+
+    fn of(req: &Request<Incoming>) -> Result<Page, Box<Response<Body>>> {
+        let bad = |what: String| Box::new(error(StatusCode::BAD_REQUEST, "bad_query", what));
+        let before = match query_param(req, "before") {
+            None => None,
+            Some(v) => Some(
+                v.trim_start_matches('m')
+                    .parse::<u64>()
+                    .map_err(|_| bad(format!("before={v}: give a match id")))?,
+            ),
+        };
+        let limit = match query_param(req, "limit") {
+            None => Self::DEFAULT,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=Self::MAX).contains(&n) => n,
+                _ => return Err(bad(format!("limit={v}: give 1 to {}", Self::MAX))),
+            },
+        };
+        Ok(Page { before, limit })
+    }
+
+    /// A JSON array of `items`, with a `Link: <…>; rel="next"` header when more follow the
+    /// last of them.
+    fn respond<T: Serialize>(
+        &self,
+        path: &str,
+        extra: &str,
+        items: &[T],
+        last_id: Option<u64>,
+        more: bool,
+    ) -> Response<Body> {
+        let mut response = json_response(StatusCode::OK, &items);
+        if more && let Some(last) = last_id {
+            let link = format!(
+                "<{path}?{extra}before={last}&limit={}>; rel=\"next\"",
+                self.limit
+            );
+            if let Ok(v) = HeaderValue::from_str(&link) {
+                response.headers_mut().insert(header::LINK, v);
+            }
+        }
+        response
+    }
+}
+
+fn list_matches(req: &Request<Incoming>, state: &AppState) -> Response<Body> {
+    let page = match Page::of(req) {
+        Ok(p) => p,
+        Err(response) => return *response,
+    };
+    let (which, extra) = match query_param(req, "state") {
+        None | Some("all") => (ListState::All, ""),
+        Some("running") => (ListState::Running, "state=running&"),
+        Some("finished") => (ListState::Finished, "state=finished&"),
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("state={other}: use running, finished or all"),
+            );
+        }
+    };
+    let (items, more) = state
+        .registry
+        .list(which, page.before.map(MatchId), page.limit);
+    let last = items.last().map(|m| m.id.0);
+    page.respond("/matches", extra, &items, last, more)
 }
 
 #[derive(Debug, Serialize)]
@@ -351,20 +646,27 @@ struct ReplayEntry {
     config: GameConfig,
 }
 
-async fn list_replays(state: &AppState) -> Response<Body> {
+async fn list_replays(req: &Request<Incoming>, state: &AppState) -> Response<Body> {
+    let page = match Page::of(req) {
+        Ok(p) => p,
+        Err(response) => return *response,
+    };
     let dir = state.config.replay_dir();
-    let running: Vec<MatchId> = state
-        .registry
-        .list()
-        .into_iter()
-        .filter(|m| m.state == matches::MatchState::Running)
-        .map(|m| m.id)
-        .collect();
-    let entries = tokio::task::spawn_blocking(move || {
-        matches::replay_files(&dir)
+    let registry = state.registry.clone();
+    let scans = state.scans.clone();
+    let (before, limit) = (page.before, page.limit);
+    let listed = tokio::task::spawn_blocking(move || {
+        let mut files = matches::replay_files(&dir);
+        files.retain(|(id, _)| before.is_none_or(|b| id.0 < b));
+        files.reverse();
+        let more = files.len() > limit;
+        files.truncate(limit);
+        let entries = files
             .into_iter()
             .filter_map(|(id, path)| {
-                let reader = ReplayReader::open(&path).ok()?;
+                // Files with a footer open from header and footer alone; the others (running
+                // matches) are scanned once and then only as far as they have grown.
+                let reader = ReplayReader::open_cached(&path, &scans).ok()?;
                 Some(ReplayEntry {
                     id,
                     file: path.file_name()?.to_string_lossy().into_owned(),
@@ -372,17 +674,23 @@ async fn list_replays(state: &AppState) -> Response<Body> {
                     game: reader.header().game.clone(),
                     ticks: reader.index().last_tick.0,
                     events: reader.index().events,
-                    running: running.contains(&id),
+                    running: registry.is_running(id),
                     clean_close: reader.health().clean_close,
                     created_at_unix_ms: reader.header().created_at_unix_ms,
                     config: reader.header().config.clone(),
                 })
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (entries, more)
     })
-    .await
-    .unwrap_or_default();
-    json_response(StatusCode::OK, &entries)
+    .await;
+    match listed {
+        Ok((entries, more)) => {
+            let last = entries.last().map(|e| e.id.0);
+            page.respond("/replays", "", &entries, last, more)
+        }
+        Err(e) => internal(state, "read_failed", "the replays could not be listed", e),
+    }
 }
 
 /// A replay named in a URL: its match id and file path, or a 400 response.
@@ -407,40 +715,69 @@ fn replay_target(
 }
 
 fn parse_id(id: &str) -> Option<MatchId> {
-    id.trim_start_matches('m').parse().ok().map(MatchId)
+    id.trim_start_matches('m')
+        .parse()
+        .ok()
+        .filter(|&n| n <= matches::MAX_MATCH_ID)
+        .map(MatchId)
 }
 
+fn no_replay(id: MatchId) -> Response<Body> {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no replay of match {id}"),
+    )
+}
+
+/// The replay file, streamed: a client that reads slowly holds one chunk of it in memory, and
+/// one that stops reading is cut after the write deadline.
 async fn download_replay(id: &str, state: &AppState) -> Response<Body> {
     let (id, path) = match replay_target(id, state) {
         Ok(found) => found,
         Err(response) => return *response,
     };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => {
-            let mut response = respond(StatusCode::OK, "application/octet-stream", bytes);
-            let disposition = format!("attachment; filename=\"{}\"", matches::replay_file_name(id));
-            if let Ok(v) = HeaderValue::from_str(&disposition) {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_DISPOSITION, v);
-            }
-            response
+    let opened = tokio::task::spawn_blocking(move || crate::log::reader::open_regular(&path)).await;
+    let (file, len) = match opened {
+        Ok(Ok(found)) => found,
+        Ok(Err(crate::log::LogError::Io { source, .. }))
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return no_replay(id);
         }
-        Err(_) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no replay of match {id}"),
-        ),
+        Ok(Err(e)) => {
+            return failure(
+                state,
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("the replay of match {id} cannot be read"),
+                e,
+            );
+        }
+        Err(e) => return internal(state, "read_failed", "the replay could not be opened", e),
+    };
+    // As long as it was when opened: a running match's file grows meanwhile.
+    let reader = tokio::fs::File::from_std(file).take(len);
+    let chunks = tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024);
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(chunks.map_ok(Frame::data))));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let disposition = format!("attachment; filename=\"{}\"", matches::replay_file_name(id));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
     }
+    response
 }
 
 async fn seek_replay(id: &str, tick: Option<&str>, state: &AppState) -> Response<Body> {
-    let Some(id) = parse_id(id) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            format!("{id:?} is not a match id"),
-        );
+    let (id, path) = match replay_target(id, state) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
     let Some(tick) = tick.and_then(|t| t.parse().ok()).map(Tick) else {
         return error(
@@ -449,26 +786,27 @@ async fn seek_replay(id: &str, tick: Option<&str>, state: &AppState) -> Response
             "give the tick as ?tick=N",
         );
     };
-    let path = state
-        .config
-        .replay_dir()
-        .join(matches::replay_file_name(id));
     if !path.exists() {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no replay of match {id}"),
-        );
+        return no_replay(id);
     }
-    match tokio::task::spawn_blocking(move || crate::log::replay::seek(&path, tick)).await {
+    let scans = state.scans.clone();
+    match tokio::task::spawn_blocking(move || crate::log::replay::seek_cached(&path, tick, &scans))
+        .await
+    {
         Ok(Ok(world)) => json_response(StatusCode::OK, &world),
         Ok(Err(crate::log::replay::SeekError::PastTheEnd { last, wanted, .. })) => error(
             StatusCode::NOT_FOUND,
             "past_the_end",
             format!("match {id} ends at tick {last}; tick {wanted} is not in it"),
         ),
-        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, "seek_failed", e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "seek_failed", e),
+        Ok(Err(e)) => failure(
+            state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "seek_failed",
+            &format!("match {id} cannot be rebuilt at tick {}", tick.0),
+            e,
+        ),
+        Err(e) => internal(state, "seek_failed", "the seek failed", e),
     }
 }
 
@@ -487,7 +825,7 @@ async fn guest_token(req: Request<Incoming>, state: &AppState) -> Response<Body>
             "guest tokens are issued only in development mode (no --auth-secret); issue tokens with `tickforge-server token`",
         );
     }
-    let body: GuestRequest = match read_json(req).await {
+    let body: GuestRequest = match read_json(req, state).await {
         Ok(b) => b,
         Err(response) => return *response,
     };
@@ -555,12 +893,38 @@ fn switching(accept: &str) -> Response<Body> {
     response
 }
 
-fn upgrade_player(
+/// Finish the upgrade of `req` in a task of its own and run `session` on the WebSocket; the
+/// `101` response to send now.
+fn upgrade<F, Fut>(
     req: Request<Incoming>,
-    peer: SocketAddr,
-    permit: Arc<ConnPermit>,
-    state: Arc<AppState>,
-) -> Response<Body> {
+    accept: &str,
+    conn: Conn,
+    state: &Arc<AppState>,
+    config: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
+    session: F,
+) -> Response<Body>
+where
+    F: FnOnce(WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    // From here on the WebSocket writer keeps its own deadline, with a close code and reason.
+    conn.deadline.disarm();
+    let handshake = state.config.handshake_timeout;
+    state.tasks.clone().spawn(async move {
+        let upgraded = match tokio::time::timeout(handshake, hyper::upgrade::on(req)).await {
+            Ok(Ok(u)) => u,
+            _ => return,
+        };
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, Some(config))
+                .await;
+        session(ws).await;
+        drop(conn);
+    });
+    switching(accept)
+}
+
+fn upgrade_player(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Response<Body> {
     let accept = match websocket_accept(&req) {
         Ok(a) => a,
         Err(response) => return *response,
@@ -576,26 +940,18 @@ fn upgrade_player(
         Err(e) => return unauthorized(e),
     };
     let config = state.ws_config(state.config.max_frame_bytes);
-    let handshake = state.config.handshake_timeout;
-    state.tasks.clone().spawn(async move {
-        let upgraded = match tokio::time::timeout(handshake, hyper::upgrade::on(req)).await {
-            Ok(Ok(u)) => u,
-            _ => return,
-        };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, Some(config))
-                .await;
+    let peer = conn.peer;
+    let session_state = state.clone();
+    upgrade(req, &accept, conn, &state, config, move |ws| async move {
         tracing::debug!(%peer, player = %claims.sub, "player connected");
-        session::run_player(ws, claims, state).await;
-        drop(permit);
-    });
-    switching(&accept)
+        session::run_player(ws, claims, session_state).await;
+    })
 }
 
 fn upgrade_spectator(
     req: Request<Incoming>,
     id: &str,
-    permit: Arc<ConnPermit>,
+    conn: Conn,
     state: Arc<AppState>,
 ) -> Response<Body> {
     let accept = match websocket_accept(&req) {
@@ -628,19 +984,10 @@ fn upgrade_spectator(
         }
     };
     let config = state.ws_config(1024);
-    let handshake = state.config.handshake_timeout;
-    state.tasks.clone().spawn(async move {
-        let upgraded = match tokio::time::timeout(handshake, hyper::upgrade::on(req)).await {
-            Ok(Ok(u)) => u,
-            _ => return,
-        };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, Some(config))
-                .await;
-        spectate::run_spectator(ws, params, source, state).await;
-        drop(permit);
-    });
-    switching(&accept)
+    let session_state = state.clone();
+    upgrade(req, &accept, conn, &state, config, move |ws| {
+        spectate::run_spectator(ws, params, source, session_state)
+    })
 }
 
 async fn match_snapshot(id: &str, state: &AppState) -> Response<Body> {
@@ -688,45 +1035,60 @@ fn query_u64(req: &Request<Incoming>, key: &str) -> Option<u64> {
 /// At most this many events or rejections per request.
 const EVENTS_PER_PAGE: usize = 5_000;
 
+/// Read a replay in a blocking task: `read` gets the open file. A file that cannot be read is
+/// `404` with the cause (paths removed).
+async fn read_replay<T: Serialize + Send + 'static>(
+    id: MatchId,
+    path: std::path::PathBuf,
+    state: &AppState,
+    read: impl FnOnce(&mut ReplayReader) -> Result<T, crate::log::LogError> + Send + 'static,
+) -> Response<Body> {
+    let scans = state.scans.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut reader = ReplayReader::open_cached(&path, &scans)?;
+        read(&mut reader)
+    })
+    .await;
+    match result {
+        Ok(Ok(value)) => json_response(StatusCode::OK, &value),
+        Ok(Err(crate::log::LogError::Io { source, .. }))
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            no_replay(id)
+        }
+        Ok(Err(e)) => failure(
+            state,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("the replay of match {id} cannot be read"),
+            e,
+        ),
+        Err(e) => internal(state, "read_failed", "the replay could not be read", e),
+    }
+}
+
 async fn replay_events(id: &str, req: &Request<Incoming>, state: &AppState) -> Response<Body> {
-    let Some(id) = parse_id(id) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            format!("{id:?} is not a match id"),
-        );
+    let (id, path) = match replay_target(id, state) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
     let from = Tick(query_u64(req, "from_tick").unwrap_or(1));
     let to = Tick(query_u64(req, "to_tick").unwrap_or(u64::MAX));
-    let path = state
-        .config
-        .replay_dir()
-        .join(matches::replay_file_name(id));
-    let events =
-        tokio::task::spawn_blocking(move || -> Result<Vec<tickforge_protocol::Event>, String> {
-            let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
-            let mut out = Vec::new();
-            for t in reader.ticks_near(from).map_err(|e| e.to_string())? {
-                let t = t.map_err(|e| e.to_string())?;
-                if t.tick > to || out.len() >= EVENTS_PER_PAGE {
-                    break;
-                }
-                if t.tick >= from {
-                    out.extend(t.events);
-                }
+    read_replay(id, path, state, move |reader| {
+        let mut out = Vec::new();
+        for t in reader.ticks_near(from)? {
+            let t = t?;
+            if t.tick > to || out.len() >= EVENTS_PER_PAGE {
+                break;
             }
-            Ok(out)
-        })
-        .await;
-    match events {
-        Ok(Ok(events)) => json_response(StatusCode::OK, &events),
-        Ok(Err(e)) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("match {id}: {e}"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e),
-    }
+            if t.tick >= from {
+                out.extend(t.events);
+            }
+        }
+        out.truncate(EVENTS_PER_PAGE);
+        Ok(out)
+    })
+    .await
 }
 
 async fn replay_rejections(id: &str, state: &AppState) -> Response<Body> {
@@ -734,38 +1096,23 @@ async fn replay_rejections(id: &str, state: &AppState) -> Response<Body> {
         Ok(found) => found,
         Err(response) => return *response,
     };
-    let rejections = tokio::task::spawn_blocking(
-        move || -> Result<Vec<tickforge_protocol::RejectedCommand>, String> {
-            let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
-            let mut out = Vec::new();
-            for t in reader.ticks().map_err(|e| e.to_string())? {
-                out.extend(t.map_err(|e| e.to_string())?.rejections);
-                if out.len() >= EVENTS_PER_PAGE {
-                    break;
-                }
+    read_replay(id, path, state, |reader| {
+        let mut out = Vec::new();
+        for t in reader.ticks()? {
+            out.extend(t?.rejections);
+            if out.len() >= EVENTS_PER_PAGE {
+                break;
             }
-            Ok(out)
-        },
-    )
-    .await;
-    match rejections {
-        Ok(Ok(r)) => json_response(StatusCode::OK, &r),
-        Ok(Err(e)) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("match {id}: {e}"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "read_failed", e),
-    }
+        }
+        out.truncate(EVENTS_PER_PAGE);
+        Ok(out)
+    })
+    .await
 }
 
 /// A WebSocket echo on the same upgrade path and tungstenite stack as players (16 MiB
 /// messages), for conformance suites. Served only with `--conformance-echo`.
-fn upgrade_echo(
-    req: Request<Incoming>,
-    permit: Arc<ConnPermit>,
-    state: Arc<AppState>,
-) -> Response<Body> {
+fn upgrade_echo(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Response<Body> {
     use futures_util::{SinkExt, StreamExt};
     let accept = match websocket_accept(&req) {
         Ok(a) => a,
@@ -775,15 +1122,7 @@ fn upgrade_echo(
     let config = state
         .ws_config(16 * 1024 * 1024)
         .max_write_buffer_size(64 * 1024 * 1024);
-    let handshake = state.config.handshake_timeout;
-    state.tasks.clone().spawn(async move {
-        let Ok(Ok(upgraded)) = tokio::time::timeout(handshake, hyper::upgrade::on(req)).await
-        else {
-            return;
-        };
-        let mut ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, Some(config))
-                .await;
+    upgrade(req, &accept, conn, &state, config, |mut ws| async move {
         // Read until the stream ends: tungstenite answers pings and the peer's close itself,
         // and flushes that answer while we keep polling.
         while let Some(Ok(message)) = ws.next().await {
@@ -791,7 +1130,5 @@ fn upgrade_echo(
                 break;
             }
         }
-        drop(permit);
-    });
-    switching(&accept)
+    })
 }

@@ -1,23 +1,27 @@
 //! One port for HTTP and WebSocket.
 //!
 //! - [`http`]: the HTTP endpoints (health, metrics, matches, replays, guest tokens) and the
-//!   WebSocket upgrade, with the token checked before the upgrade completes.
+//!   WebSocket upgrade, with the token, the Host and the Origin checked before the upgrade.
 //! - [`session`]: a player's connection; [`spectate`]: a spectator's.
+//! - [`limits`]: the connection caps, and the open-file budget they are fitted to.
+//! - [`deadline`]: a socket whose writes may not stall, so that a client that stops reading
+//!   an HTTP response is cut.
 //!
 //! Limits enforced here: a global and a per-address connection cap (checked at accept, before
-//! any byte is read), the handshake deadline, frame sizes (in tungstenite's config and again in
-//! the decoder), and bounded buffers per connection.
+//! any byte is read, and lowered at startup to what the open-file limit allows), deadlines for
+//! request headers and bodies, for stalled writes and for the handshake, frame sizes (in
+//! tungstenite's config and again in the decoder), and bounded buffers per connection.
 
+mod deadline;
 mod http;
+pub mod limits;
 pub(crate) mod session;
 pub mod spectate;
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -26,8 +30,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authority;
 use crate::config::ServerConfig;
+use crate::log::ScanCache;
 use crate::matches::Registry;
 use crate::metrics::Metrics;
+pub(crate) use limits::ConnPermit;
+use limits::{AcceptBackoff, ConnLimits, FileLimit, Lowered};
 
 /// Everything a connection handler needs.
 #[derive(Debug)]
@@ -38,6 +45,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
+    /// Scans of replay files without a footer, shared by every reader of them.
+    pub scans: Arc<ScanCache>,
+    /// The open-file limit the caps were fitted to, if the platform has one.
+    pub files: Option<FileLimit>,
+    /// Which caps the open-file limit lowered, and from what.
+    pub lowered: Lowered,
     limits: ConnLimits,
     next_conn: AtomicU64,
 }
@@ -59,56 +72,6 @@ impl AppState {
     }
 }
 
-/// Open connections, globally and per address.
-#[derive(Debug)]
-struct ConnLimits {
-    max_total: usize,
-    max_per_ip: usize,
-    open: Mutex<(usize, BTreeMap<IpAddr, usize>)>,
-}
-
-/// Holds one connection's place under the caps until dropped.
-#[derive(Debug)]
-pub(crate) struct ConnPermit {
-    state: Arc<AppState>,
-    ip: IpAddr,
-}
-
-impl Drop for ConnPermit {
-    fn drop(&mut self) {
-        let mut open = self.state.limits.open.lock();
-        open.0 -= 1;
-        if let Some(n) = open.1.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.1.remove(&self.ip);
-            }
-        }
-        self.state.metrics.connections.dec();
-    }
-}
-
-impl ConnLimits {
-    fn admit(state: &Arc<AppState>, ip: IpAddr) -> Result<ConnPermit, &'static str> {
-        let limits = &state.limits;
-        let mut open = limits.open.lock();
-        if open.0 >= limits.max_total {
-            return Err("the server is at its connection limit");
-        }
-        let per_ip = open.1.get(&ip).copied().unwrap_or(0);
-        if per_ip >= limits.max_per_ip {
-            return Err("this address is at its connection limit");
-        }
-        open.0 += 1;
-        open.1.insert(ip, per_ip + 1);
-        state.metrics.connections.inc();
-        Ok(ConnPermit {
-            state: state.clone(),
-            ip,
-        })
-    }
-}
-
 /// A bound, not yet serving, server.
 #[derive(Debug)]
 pub struct Server {
@@ -119,8 +82,16 @@ pub struct Server {
 impl Server {
     /// Bind the listener and set up the registry. Replay files of earlier runs that were not
     /// closed cleanly are recovered first.
-    pub async fn bind(config: ServerConfig, shutdown: CancellationToken) -> anyhow::Result<Server> {
+    pub async fn bind(
+        mut config: ServerConfig,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Server> {
         use anyhow::Context;
+        let files = FileLimit::raise();
+        let lowered = match files {
+            Some(limit) => limits::fit_to_files(&mut config, limit),
+            None => Lowered::default(),
+        };
         let config = Arc::new(config);
         std::fs::create_dir_all(config.replay_dir()).with_context(|| {
             format!(
@@ -147,11 +118,10 @@ impl Server {
         ));
         let state = Arc::new(AppState {
             auth: Authority::new(config.auth_secret.as_deref(), config.token_ttl),
-            limits: ConnLimits {
-                max_total: config.max_connections,
-                max_per_ip: config.max_connections_per_ip,
-                open: Mutex::new((0, BTreeMap::new())),
-            },
+            limits: ConnLimits::new(&config),
+            scans: Arc::new(ScanCache::default()),
+            files,
+            lowered,
             config,
             registry,
             metrics,
@@ -174,18 +144,25 @@ impl Server {
     /// tick and close its log, close every connection with a reason, and wait for them all.
     pub async fn run(self) {
         let Server { listener, state } = self;
+        let mut backoff = AcceptBackoff::new();
         loop {
             let accepted = tokio::select! {
                 () = state.shutdown.cancelled() => break,
                 accepted = listener.accept() => accepted,
             };
             let (stream, peer) = match accepted {
-                Ok(found) => found,
+                Ok(found) => {
+                    backoff.succeeded();
+                    found
+                }
                 Err(e) => {
-                    // Out of file descriptors and the like: back off briefly, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    continue;
+                    // Out of file descriptors and the like: wait longer each time, keep serving.
+                    state.metrics.accept_errors.inc();
+                    let wait = backoff.failed(&e);
+                    tokio::select! {
+                        () = state.shutdown.cancelled() => break,
+                        () = tokio::time::sleep(wait) => continue,
+                    }
                 }
             };
             let _ = stream.set_nodelay(true);
@@ -227,9 +204,11 @@ impl Server {
     }
 }
 
-/// Make every replay file in `dir` whole (a crash leaves the last one without a footer).
+/// Make every replay file in `dir` whole (a crash leaves the last one without a footer), and
+/// give each that lacks one its footer, so that listing and reading it later needs no scan.
+/// Anything that is not a regular file is left alone, with an error in the log.
 fn recover_replays(dir: &std::path::Path, repair: bool) {
-    use crate::log::recover::{RecoverMode, recover};
+    use crate::log::recover::{RecoverMode, recover, seal};
     let mode = if repair {
         RecoverMode::Repair
     } else {
@@ -237,13 +216,25 @@ fn recover_replays(dir: &std::path::Path, repair: bool) {
     };
     for (id, path) in crate::matches::replay_files(dir) {
         match recover(&path, mode, crate::log::format::DEFAULT_MAX_RECORD_BYTES) {
-            Ok(r) if r.cut_at.is_some() => tracing::warn!(
-                match_id = id.0,
-                last_tick = r.scan.last_tick.0,
-                kept_copy = ?r.kept_copy,
-                "replay file of an interrupted match recovered to its last whole tick"
-            ),
-            Ok(_) => {}
+            Ok(r) => {
+                if r.cut_at.is_some() {
+                    tracing::warn!(
+                        match_id = id.0,
+                        last_tick = r.scan.last_tick.0,
+                        kept_copy = ?r.kept_copy,
+                        "replay file of an interrupted match recovered to its last whole tick"
+                    );
+                }
+                let whole = crate::log::Scan {
+                    file_len: r.scan.whole_end,
+                    tail_bytes: 0,
+                    damage: None,
+                    ..r.scan
+                };
+                if let Err(e) = seal(&path, &whole) {
+                    tracing::error!(match_id = id.0, error = %e, "could not write the footer of a recovered replay file");
+                }
+            }
             Err(e) => tracing::error!(match_id = id.0, error = %e, "replay file left as found"),
         }
     }

@@ -258,6 +258,12 @@ where
                     ),
                 ));
             }
+            Err(tungstenite::Error::Utf8(_)) => {
+                return Err((
+                    CloseCode::InvalidMessage,
+                    "invalid UTF-8 in a text frame or a close reason".into(),
+                ));
+            }
             Err(tungstenite::Error::Protocol(e)) => {
                 return Err((
                     CloseCode::InvalidMessage,

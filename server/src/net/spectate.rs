@@ -138,7 +138,7 @@ pub(crate) async fn run_spectator<S>(
             }
         }
     };
-    let cursor = follow(params, &source, &frames_tx);
+    let cursor = follow(params, &source, &frames_tx, &state);
     tokio::select! {
         () = control.cancel.cancelled() => {}
         () = reader => {}
@@ -164,12 +164,24 @@ fn encode_message(message: &SpectatorMessage, json: bool) -> Bytes {
     }
 }
 
+/// Ticks read at most per batch: a spectator catching up on a long match holds this many
+/// ticks in memory, not the match.
+const BATCH_TICKS: usize = 64;
+
+/// Where the cursor is: the next tick to send and, when known, where it starts in the file.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    tick: Tick,
+    offset: Option<u64>,
+}
+
 /// The cursor: send every tick from the start on, then follow live. Returns when the match is
 /// over and everything has been sent.
 async fn follow(
     params: SpectateParams,
     source: &Source,
     out: &mpsc::Sender<Bytes>,
+    state: &AppState,
 ) -> Result<(), (CloseCode, String)> {
     let gone = || (CloseCode::Normal, "the spectator went away".to_string());
     let send = async |message: SpectatorMessage| -> Result<(), (CloseCode, String)> {
@@ -178,40 +190,36 @@ async fn follow(
             .map_err(|_| gone())
     };
     let mut live_rx = source.shared.as_ref().map(|s| s.live.subscribe());
-    let live_now =
-        |rx: &Option<tokio::sync::watch::Receiver<LiveMark>>| rx.as_ref().map(|r| *r.borrow());
+    // A finished match's file no longer changes: its end is read once.
+    let mut finished_mark: Option<LiveMark> = None;
 
-    // The cursor: the last seq sent, and the next tick to send (once known).
     // Where "live" is now: the running match's mark, or the end of the file of a finished one.
-    let start_mark = match live_now(&live_rx) {
-        Some(live) => live,
-        None => file_live_mark(&source.path).await?,
-    };
+    let start_mark = live_mark(&live_rx, &mut finished_mark, source, state).await?;
     let mut sent_seq = match params.from {
         From::Seq(seq) => seq,
         From::Live => start_mark.seq,
     };
-    let mut next_tick: Option<Tick> = match params.from {
-        From::Live => Some(start_mark.tick.next()),
+    let mut cursor: Option<Cursor> = match params.from {
+        From::Live => Some(Cursor {
+            tick: start_mark.tick.next(),
+            offset: None,
+        }),
         From::Seq(_) => None,
     };
     let mut announced_live = false;
     loop {
-        let live = match live_now(&live_rx) {
-            Some(live) => live,
-            None => file_live_mark(&source.path).await?,
-        };
+        let live = live_mark(&live_rx, &mut finished_mark, source, state).await?;
         let visible = if live.finished {
             live.tick
         } else {
             Tick(live.tick.0.saturating_sub(params.delay_ticks))
         };
-        if next_tick.is_none() {
-            next_tick = find_start(sent_seq, source, live).await?;
+        if cursor.is_none() {
+            cursor = find_start(sent_seq, source, live, state).await?;
         }
-        if let Some(mut tick) = next_tick {
-            while tick <= visible {
-                let batch = ticks_from(tick, visible, source).await?;
+        if let Some(mut at) = cursor {
+            while at.tick <= visible {
+                let (batch, next) = ticks_from(at, visible, source, state).await?;
                 if batch.is_empty() {
                     break; // Neither in memory nor in the file yet: wait for the writer.
                 }
@@ -226,15 +234,15 @@ async fn follow(
                         hash: t.hash,
                     })
                     .await?;
-                    tick = t.tick.next();
                 }
-                next_tick = Some(tick);
+                at = next;
+                cursor = Some(at);
             }
-            if tick > visible && !announced_live && !live.finished {
+            if at.tick > visible && !announced_live && !live.finished {
                 announced_live = true;
                 send(SpectatorMessage::Live { seq: sent_seq }).await?;
             }
-            if live.finished && tick > live.tick {
+            if live.finished && at.tick > live.tick {
                 send(SpectatorMessage::Ended { last_seq: sent_seq }).await?;
                 return Ok(());
             }
@@ -258,14 +266,64 @@ async fn follow(
     }
 }
 
-/// The live mark of a finished match, from its file.
-async fn file_live_mark(path: &std::path::Path) -> Result<LiveMark, (CloseCode, String)> {
+/// Where live is: the running match's mark, or the end of a finished match's file.
+async fn live_mark(
+    live_rx: &Option<tokio::sync::watch::Receiver<LiveMark>>,
+    finished: &mut Option<LiveMark>,
+    source: &Source,
+    state: &AppState,
+) -> Result<LiveMark, (CloseCode, String)> {
+    if let Some(rx) = live_rx {
+        return Ok(*rx.borrow());
+    }
+    if let Some(mark) = finished {
+        return Ok(*mark);
+    }
+    let mark = file_live_mark(&source.path, state).await?;
+    *finished = Some(mark);
+    Ok(mark)
+}
+
+/// A close for a replay file that could not be read: the cause (which names the file) goes to
+/// the log, the spectator gets it with the data directory's path taken out.
+fn unreadable(state: &AppState, cause: impl std::fmt::Display) -> (CloseCode, String) {
+    let cause = cause.to_string();
+    tracing::warn!(error = %cause, "a spectator's replay file could not be read");
+    (
+        CloseCode::InternalError,
+        format!("reading the replay file: {}", state.config.redact(&cause)),
+    )
+}
+
+/// Run `read` on the open replay file in a blocking task.
+async fn with_file<T: Send + 'static>(
+    path: &std::path::Path,
+    state: &AppState,
+    read: impl FnOnce(&mut ReplayReader) -> Result<T, crate::log::LogError> + Send + 'static,
+) -> Result<T, (CloseCode, String)> {
     let path = path.to_path_buf();
-    let index =
-        tokio::task::spawn_blocking(move || ReplayReader::open(&path).map(|r| r.index().clone()))
-            .await
-            .map_err(|e| (CloseCode::InternalError, e.to_string()))?
-            .map_err(|e| (CloseCode::InternalError, e.to_string()))?;
+    let scans = state.scans.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut reader = ReplayReader::open_cached(&path, &scans)?;
+        read(&mut reader)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "a spectator's file read failed");
+        (
+            CloseCode::InternalError,
+            "the replay file could not be read".to_string(),
+        )
+    })?
+    .map_err(|e| unreadable(state, e))
+}
+
+/// The live mark of a finished match, from its file.
+async fn file_live_mark(
+    path: &std::path::Path,
+    state: &AppState,
+) -> Result<LiveMark, (CloseCode, String)> {
+    let index = with_file(path, state, |reader| Ok(reader.index().clone())).await?;
     Ok(LiveMark {
         tick: index.last_tick,
         seq: index.last_seq,
@@ -278,54 +336,53 @@ async fn find_start(
     seq: Seq,
     source: &Source,
     live: LiveMark,
-) -> Result<Option<Tick>, (CloseCode, String)> {
+    state: &AppState,
+) -> Result<Option<Cursor>, (CloseCode, String)> {
+    let at = |tick| Cursor { tick, offset: None };
     if seq >= live.seq {
-        return Ok(Some(live.tick.next()));
+        return Ok(Some(at(live.tick.next())));
     }
     if seq == Seq(0) {
-        return Ok(Some(Tick(1)));
+        return Ok(Some(at(Tick(1))));
     }
     if let Some(shared) = &source.shared {
         match shared.ring_find_seq(seq) {
-            RingSearch::Found(tick) => return Ok(Some(tick)),
+            RingSearch::Found(tick) => return Ok(Some(at(tick))),
             RingSearch::NotYet => return Ok(None),
             RingSearch::Empty | RingSearch::TooOld => {}
         }
     }
-    let path = source.path.clone();
-    tokio::task::spawn_blocking(move || -> Result<Option<Tick>, String> {
-        let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
-        for t in reader.ticks().map_err(|e| e.to_string())? {
-            let t = t.map_err(|e| e.to_string())?;
+    // Read forward a tick at a time; memory holds one tick.
+    with_file(&source.path, state, move |reader| {
+        for t in reader.ticks()? {
+            let t = t?;
             if t.events.last().is_some_and(|e| e.seq > seq) {
-                return Ok(Some(t.tick));
+                return Ok(Some(Cursor {
+                    tick: t.tick,
+                    offset: Some(t.offset),
+                }));
             }
         }
         Ok(None)
     })
     .await
-    .map_err(|e| (CloseCode::InternalError, e.to_string()))?
-    .map_err(|e| {
-        (
-            CloseCode::InternalError,
-            format!("reading the replay file: {e}"),
-        )
-    })
 }
 
-/// Ticks `from..=to`, from the ring if it still holds `from`, else from the file (as many as it
-/// has). Empty if `from` is in neither yet.
+/// Up to [`BATCH_TICKS`] ticks from `from` to `to`, from the ring if it still holds `from`,
+/// else from the file (forward from the cursor's offset when it is known); and the cursor
+/// after them. Empty if `from` is in neither yet.
 async fn ticks_from(
-    from: Tick,
+    from: Cursor,
     to: Tick,
     source: &Source,
-) -> Result<Vec<TickOut>, (CloseCode, String)> {
+    state: &AppState,
+) -> Result<(Vec<TickOut>, Cursor), (CloseCode, String)> {
     if let Some(shared) = &source.shared
-        && shared.ring_tick(from).is_some()
+        && shared.ring_tick(from.tick).is_some()
     {
         let mut out = Vec::new();
-        let mut tick = from;
-        while tick <= to {
+        let mut tick = from.tick;
+        while tick <= to && out.len() < BATCH_TICKS {
             let Some(t) = shared.ring_tick(tick) else {
                 break;
             };
@@ -336,34 +393,34 @@ async fn ticks_from(
             });
             tick = tick.next();
         }
-        return Ok(out);
+        return Ok((out, Cursor { tick, offset: None }));
     }
-    let path = source.path.clone();
-    tokio::task::spawn_blocking(move || -> Result<Vec<TickOut>, String> {
-        let mut reader = ReplayReader::open(&path).map_err(|e| e.to_string())?;
+    with_file(&source.path, state, move |reader| {
+        let ticks = match from.offset {
+            Some(offset) => reader.ticks_from(offset)?,
+            None => reader.ticks_near(from.tick)?,
+        };
         let mut out = Vec::new();
-        for t in reader.ticks_near(from).map_err(|e| e.to_string())? {
-            let t = t.map_err(|e| e.to_string())?;
-            if t.tick < from {
+        let mut next = from;
+        for t in ticks {
+            let t = t?;
+            if t.tick < from.tick {
                 continue;
             }
-            if t.tick > to {
+            if t.tick > to || out.len() >= BATCH_TICKS {
                 break;
             }
+            next = Cursor {
+                tick: t.tick.next(),
+                offset: Some(t.next_offset),
+            };
             out.push(TickOut {
                 tick: t.tick,
                 events: t.events,
                 hash: t.end.hash,
             });
         }
-        Ok(out)
+        Ok((out, next))
     })
     .await
-    .map_err(|e| (CloseCode::InternalError, e.to_string()))?
-    .map_err(|e| {
-        (
-            CloseCode::InternalError,
-            format!("reading the replay file: {e}"),
-        )
-    })
 }
