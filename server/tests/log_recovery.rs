@@ -260,3 +260,81 @@ fn appending_after_recovery_continues_the_match() {
         "recovered and continued, the file should equal the uninterrupted recording"
     );
 }
+
+/// A file of `len` bytes: a real match's first ticks, then damage crafted so that every tenth
+/// byte starts a candidate record a quarter of the file long with a known kind, which the
+/// search for a valid record after damage must consider.
+fn crafted_tail(len: usize) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut bytes, _) = crashed_file(dir.path(), 10);
+    // A length, a stored checksum, a known kind, filler.
+    let quarter = (len as u32 / 4).to_le_bytes();
+    let pattern = [
+        quarter[0],
+        quarter[1],
+        quarter[2],
+        0x00,
+        0xAB,
+        0xCD,
+        0xEF,
+        0x01,
+        Record::TICK_END,
+        0x00,
+    ];
+    while bytes.len() < len {
+        bytes.push(pattern[bytes.len() % pattern.len()]);
+    }
+    bytes
+}
+
+/// The shortest of three timings of a scan of `bytes`.
+fn scan_time(bytes: &[u8]) -> std::time::Duration {
+    (0..3)
+        .map(|_| {
+            #[expect(clippy::disallowed_methods, reason = "a test times a scan")]
+            let started = std::time::Instant::now();
+            let s = scan::scan(bytes, DEFAULT_MAX_RECORD_BYTES).expect("scans");
+            assert!(s.damage.is_some(), "the crafted tail is damage");
+            assert_eq!(s.last_tick, Tick(10), "the real ticks before it are whole");
+            started.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_search_for_valid_records_after_damage_is_linear() {
+    // Checking each candidate's checksum over its own bytes took four times longer per doubling
+    // (37 s for 4 MiB); the search must grow with the size of the file, not its square.
+    let small = crafted_tail(512 * 1024);
+    let large = crafted_tail(4 * 1024 * 1024);
+    let (t_small, t_large) = (scan_time(&small), scan_time(&large));
+    println!("crafted damage: 512 KiB scanned in {t_small:?}, 4 MiB in {t_large:?}");
+    assert!(
+        t_large < t_small * 24 + std::time::Duration::from_millis(200),
+        "8× the bytes should take about 8× as long, not 64×: {t_small:?} then {t_large:?}"
+    );
+    assert!(
+        t_large < std::time::Duration::from_secs(30),
+        "4 MiB of crafted damage scans in seconds: {t_large:?}"
+    );
+    // The search still finds a real record after damage.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (bytes, ends) = crashed_file(dir.path(), 40);
+    let mut damaged = bytes.clone();
+    let hole = ends[10] as usize;
+    damaged[hole..hole + 40].fill(0x5A);
+    let s = scan::scan(&damaged, DEFAULT_MAX_RECORD_BYTES).expect("scans");
+    let damage = s.damage.expect("damage found");
+    let resumes = damage.resumes_at.expect("valid records follow the damage");
+    assert!(
+        resumes > hole as u64 && resumes < ends[12],
+        "the first valid record after the damage is found ({resumes}, the damage is at {hole})"
+    );
+    format::check_frame(
+        &damaged[resumes as usize..],
+        resumes,
+        DEFAULT_MAX_RECORD_BYTES,
+    )
+    .expect("and it is a whole record");
+}

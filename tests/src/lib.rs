@@ -197,13 +197,16 @@ pub fn authority(url: &str) -> &str {
 }
 
 /// Send raw bytes to the server at `url` and read what comes back until it closes the
-/// connection or `wait` passes; returns the text read and whether the server closed.
+/// connection or `wait` passes; returns the text read and whether the server closed. A
+/// server that is not listening (yet) answers nothing and counts as closed.
 pub async fn raw_exchange(url: &str, request: &[u8], wait: Duration) -> (String, bool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(authority(url))
-        .await
-        .expect("connects");
-    stream.write_all(request).await.expect("writes");
+    let Ok(mut stream) = tokio::net::TcpStream::connect(authority(url)).await else {
+        return (String::new(), true);
+    };
+    if stream.write_all(request).await.is_err() {
+        return (String::new(), true);
+    }
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + wait;

@@ -114,18 +114,22 @@ pub(super) async fn serve_connection(
     }
 }
 
-/// Route one request, with its Host and Origin checked first; a handler that panics answers
-/// `500` (the panic is logged, never sent).
+/// Route one request, with its Host checked first (and its Origin, for a POST or an upgrade).
 async fn answer(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Response<Body> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
     if let Err(refused) = check_host(&req, &state) {
         return *refused;
     }
-    match AssertUnwindSafe(route(req, conn, state))
-        .catch_unwind()
-        .await
-    {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    guarded(&what, route(req, conn, state)).await
+}
+
+/// Run a handler; if it panics, log the panic and answer `500` without it: a bug costs one
+/// request, never the connection's task, and its message never reaches the client.
+async fn guarded(
+    what: &str,
+    handler: impl std::future::Future<Output = Response<Body>>,
+) -> Response<Body> {
+    match AssertUnwindSafe(handler).catch_unwind().await {
         Ok(response) => response,
         Err(panic) => {
             let message = panic
@@ -133,7 +137,7 @@ async fn answer(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Res
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(%method, %path, panic = %message, "a request handler panicked");
+            tracing::error!(request = %what, panic = %message, "a request handler panicked");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -1131,4 +1135,42 @@ fn upgrade_echo(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Res
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_without_its_message() {
+        let response = guarded("GET /boom", async {
+            let secret = "/srv/data/replays/match-000001.tfr";
+            if !secret.is_empty() {
+                panic!("index out of bounds in {secret}");
+            }
+            respond(StatusCode::OK, "text/plain", "unreachable")
+        })
+        .await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("internal_error"), "{body}");
+        assert!(
+            !body.contains("/srv") && !body.contains("out of bounds"),
+            "the panic stays in the log: {body}"
+        );
+    }
+
+    #[test]
+    fn host_names_are_read_from_host_headers() {
+        assert_eq!(host_name("Example.COM:8080"), "example.com");
+        assert_eq!(host_name("[::1]:7878"), "::1");
+        assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host_name("localhost:"), "localhost");
+    }
 }
