@@ -554,7 +554,7 @@ impl Registry {
                 None => self.quick_join_target().map_err(|e| match e {
                     CreateError::TooMany(n) => JoinRefused::TooManyMatches(n),
                     CreateError::ShuttingDown => JoinRefused::ShuttingDown,
-                    other => JoinRefused::Rejected(other.to_string()),
+                    other => JoinRefused::Rejected(self.config.redact(&other.to_string())),
                 })?,
             };
             let (reply, answer) = oneshot::channel();
