@@ -1,29 +1,12 @@
 //! `tickforge-replay` as a user runs it: a child process on real files.
 
+mod common;
+
+use common::{fixtures, replay, text};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use tickforge_protocol::{Event, EventKind, Record};
 use tickforge_server::log::format::{self, DEFAULT_MAX_RECORD_BYTES};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn replay(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tickforge-replay"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")

@@ -6,9 +6,13 @@
 //! Run in release too (`cargo test --release -p tickforge-replay --test crafted`): integer
 //! overflow panics in a debug build and wraps in a release one, and both are caught here.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::{replay, text};
 
 use tickforge_protocol::{
     EntityId, EventKind, GameConfig, Record, ReplayHeader, ReplayIndex, Tick,
@@ -17,24 +21,7 @@ use tickforge_server::log::format::{self, DEFAULT_MAX_RECORD_BYTES};
 use tickforge_server::log::scan;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/v1")
-        .join(name)
-}
-
-fn replay(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tickforge-replay"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::fixtures().join("v1").join(name)
 }
 
 /// Rewrites a footer: (the index to write, the offset its trailer names).

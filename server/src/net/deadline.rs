@@ -52,8 +52,17 @@ impl<T> DeadlineIo<T> {
         }
     }
 
-    /// The inner write returned `Pending`: start (or check) the stall timer.
-    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Pass on what a write, flush or shutdown of the inner stream returned; while it returns
+    /// `Pending`, run the stall timer, and fail with `TimedOut` once it fires.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if let Poll::Ready(result) = polled {
+            self.stall = None;
+            return Poll::Ready(result);
+        }
         if self.switch.disarmed() {
             self.stall = None;
             return Poll::Pending;
@@ -90,13 +99,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Ready(result) => {
-                self.stall = None;
-                Poll::Ready(result)
-            }
-            Poll::Pending => self.stalled(cx).map(|r| r.map(|()| 0)),
-        }
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -104,13 +108,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                self.stall = None;
-                Poll::Ready(result)
-            }
-            Poll::Pending => self.stalled(cx).map(|r| r.map(|()| 0)),
-        }
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -118,22 +117,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match Pin::new(&mut self.inner).poll_flush(cx) {
-            Poll::Ready(result) => {
-                self.stall = None;
-                Poll::Ready(result)
-            }
-            Poll::Pending => self.stalled(cx),
-        }
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match Pin::new(&mut self.inner).poll_shutdown(cx) {
-            Poll::Ready(result) => {
-                self.stall = None;
-                Poll::Ready(result)
-            }
-            Poll::Pending => self.stalled(cx),
-        }
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, polled)
     }
 }
