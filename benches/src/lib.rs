@@ -138,19 +138,31 @@ pub fn drift_inputs(sim: &Sim, players: u32, tick: u32) -> Vec<CommandInput> {
         .collect()
 }
 
+/// What a load test from one host needs beyond the defaults: the swarm creates every room
+/// with one token from one address, far more than a player's allowance.
+pub const LOAD_TEST_LIMITS: &[&str] = &[
+    "--max-matches-per-player",
+    "100000",
+    "--max-matches-per-address",
+    "100000",
+];
+
 /// Start the release server at `bin_dir` pinned to core 0 on `127.0.0.1:port` with its data in
-/// `data` (and a raised file-descriptor limit); returns once it accepts connections.
+/// `data` (and a raised file-descriptor limit), with `extra` arguments; returns once it accepts
+/// connections.
 pub fn start_pinned_server(
     bin_dir: &std::path::Path,
     port: u16,
     data: &std::path::Path,
+    extra: &[&str],
 ) -> anyhow::Result<std::process::Child> {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
     let line = format!(
-        "ulimit -n 65536 2>/dev/null; exec taskset -c 0 {} --listen 127.0.0.1:{port} --data-dir {} --log-format json",
+        "ulimit -n 65536 2>/dev/null; exec taskset -c 0 {} --listen 127.0.0.1:{port} --data-dir {} --log-format json {}",
         bin_dir.join("tickforge-server").display(),
-        data.display()
+        data.display(),
+        extra.join(" ")
     );
     let child = Command::new("sh")
         .arg("-c")

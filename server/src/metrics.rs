@@ -50,6 +50,7 @@ pub struct Metrics {
     pub inbox_full: Counter,
     pub rate_limited: Counter,
     pub accept_errors: Counter,
+    pub spectator_encodes: Counter,
     pub closes: Family<ReasonLabel, Counter>,
     pub fsync_seconds: Histogram,
     pub durable_lag_ticks: Family<MatchLabel, Gauge>,
@@ -92,6 +93,7 @@ impl Metrics {
             inbox_full: Counter::default(),
             rate_limited: Counter::default(),
             accept_errors: Counter::default(),
+            spectator_encodes: Counter::default(),
             closes: Family::default(),
             fsync_seconds: Histogram::new(exponential(0.000_05, 2.0, 16)),
             durable_lag_ticks: Family::default(),
@@ -201,6 +203,11 @@ impl Metrics {
             "accept_errors",
             "Connections the listener failed to accept (out of file descriptors, say)",
             m.accept_errors.clone(),
+        );
+        registry.register(
+            "spectator_encodes",
+            "Spectator messages encoded (each encoding of a message counts, whoever it is for)",
+            m.spectator_encodes.clone(),
         );
         registry.register(
             "closes",

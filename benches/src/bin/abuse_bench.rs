@@ -44,7 +44,12 @@ struct Args {
 fn start_server(args: &Args, name: &str) -> anyhow::Result<Child> {
     let data = std::env::temp_dir().join(format!("tickforge-abuse-{name}"));
     let _ = std::fs::remove_dir_all(&data);
-    tickforge_benches::start_pinned_server(&args.bin_dir, args.port, &data)
+    tickforge_benches::start_pinned_server(
+        &args.bin_dir,
+        args.port,
+        &data,
+        tickforge_benches::LOAD_TEST_LIMITS,
+    )
 }
 
 fn start_swarm(args: &Args) -> anyhow::Result<Child> {

@@ -58,8 +58,9 @@ async fn body_len(url: &str, path: &str) -> anyhow::Result<usize> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let data = tempfile::tempdir()?;
-    let mut server = tickforge_benches::start_pinned_server(&args.bin_dir, args.port, data.path())
-        .context("starting the release server (build it with cargo build --release)")?;
+    let mut server =
+        tickforge_benches::start_pinned_server(&args.bin_dir, args.port, data.path(), &[])
+            .context("starting the release server (build it with cargo build --release)")?;
     let pid = server.id();
     let url = format!("ws://127.0.0.1:{}", args.port);
     let created = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

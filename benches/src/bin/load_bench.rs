@@ -105,6 +105,22 @@ fn pinned(core: u32, program: &Path, args: &[String], stdout: Stdio) -> anyhow::
         .context("starting a process")
 }
 
+/// The value of metric `name` (unlabelled) on the server's `/metrics` page.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut page = String::new();
+    stream.read_to_string(&mut page).ok()?;
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn wait_healthy(port: u16) -> anyhow::Result<()> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(10) {
@@ -126,7 +142,14 @@ fn run(s: &Scenario, args: &Args) -> anyhow::Result<serde_json::Value> {
         data.display().to_string(),
         "--log-format".into(),
         "json".into(),
-    ];
+    ]
+    .into_iter()
+    .chain(
+        tickforge_benches::LOAD_TEST_LIMITS
+            .iter()
+            .map(|s| s.to_string()),
+    )
+    .collect::<Vec<String>>();
     let mut server = pinned(
         0,
         &args.bin_dir.join("tickforge-server"),
@@ -163,11 +186,13 @@ fn run(s: &Scenario, args: &Args) -> anyhow::Result<serde_json::Value> {
         // The measuring window starts when the bots' does (after their ramp-up).
         std::thread::sleep(Duration::from_millis(s.ramp_up * 1000 + 300));
         let cpu_start = proc_cpu_seconds(pid);
+        let fsyncs_start = metric(args.port, "tickforge_fsync_duration_seconds_count");
         let window_started = Instant::now();
         std::thread::sleep(
             Duration::from_secs(args.duration).saturating_sub(Duration::from_millis(600)),
         );
         let cpu_end = proc_cpu_seconds(pid);
+        let fsyncs_end = metric(args.port, "tickforge_fsync_duration_seconds_count");
         let window = window_started.elapsed().as_secs_f64();
         let rss_end = proc_rss_kib(pid).unwrap_or(0.0);
         let output = bots.wait_with_output().context("waiting for the bots")?;
@@ -183,6 +208,10 @@ fn run(s: &Scenario, args: &Args) -> anyhow::Result<serde_json::Value> {
         report["server_cpu_core_fraction"] = serde_json::json!(core);
         report["server_cpu_ms_per_bot_s"] = serde_json::json!(core * 1000.0 / connected);
         report["server_rss_mib"] = serde_json::json!(rss_end / 1024.0);
+        report["server_fsyncs_per_s"] = serde_json::json!(match (fsyncs_start, fsyncs_end) {
+            (Some(a), Some(b)) => (b - a) / window,
+            _ => f64::NAN,
+        });
         report["server_rss_kib_per_connection"] =
             serde_json::json!((rss_end - rss_before) / connected);
         anyhow::Ok(report)
@@ -198,7 +227,7 @@ fn run(s: &Scenario, args: &Args) -> anyhow::Result<serde_json::Value> {
 fn row(r: &serde_json::Value) -> String {
     let f = |v: &serde_json::Value, d: usize| v.as_f64().map_or("-".into(), |x| format!("{x:.d$}"));
     format!(
-        "| {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         r["scenario"].as_str().unwrap_or("?"),
         r["connected"],
         r["bots"],
@@ -207,6 +236,7 @@ fn row(r: &serde_json::Value) -> String {
             &(r["server_cpu_core_fraction"].as_f64().unwrap_or(f64::NAN) * 100.0).into(),
             1
         ),
+        f(&r["server_fsyncs_per_s"], 0),
         f(&r["server_rss_kib_per_connection"], 1),
         f(&r["server"]["tick_p99_ms"], 3),
         f(&r["server"]["tick_overruns"], 0),
@@ -228,7 +258,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    let header = "| scenario | connected | failed | server CPU % of a core | server RSS KiB per connection | tick p99 ms | missed ticks | latency p50 ms | latency p99 ms | bytes in / client / tick | bytes out / client / tick | swarm CPU ms / bot-s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+    let header = "| scenario | connected | failed | server CPU % of a core | fsyncs / s | server RSS KiB per connection | tick p99 ms | missed ticks | latency p50 ms | latency p99 ms | bytes in / client / tick | bytes out / client / tick | swarm CPU ms / bot-s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
     println!("{header}");
     let mut rows = Vec::new();
     let mut jsons = Vec::new();

@@ -41,7 +41,12 @@ struct Args {
 }
 
 fn server(args: &Args, data: &std::path::Path) -> anyhow::Result<Child> {
-    tickforge_benches::start_pinned_server(&args.bin_dir, args.port, data)
+    tickforge_benches::start_pinned_server(
+        &args.bin_dir,
+        args.port,
+        data,
+        tickforge_benches::LOAD_TEST_LIMITS,
+    )
 }
 
 fn bots(args: &Args, game: &str, n: usize, secs: u64) -> anyhow::Result<Child> {

@@ -185,6 +185,7 @@ async fn follow(
 ) -> Result<(), (CloseCode, String)> {
     let gone = || (CloseCode::Normal, "the spectator went away".to_string());
     let send = async |message: SpectatorMessage| -> Result<(), (CloseCode, String)> {
+        state.metrics.spectator_encodes.inc();
         out.send(encode_message(&message, params.json))
             .await
             .map_err(|_| gone())

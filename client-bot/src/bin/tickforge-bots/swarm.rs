@@ -220,7 +220,11 @@ async fn create_rooms(plan: &Plan) -> anyhow::Result<Vec<MatchId>> {
             Some(plan.seed + r as u64),
         )
         .await
-        .context("creating a room (POST /matches)")?;
+        .context(
+            "creating a room (POST /matches); a 429 means the server's per-player or per-address \
+             match limit: for a load test, start it with higher --max-matches-per-player and \
+             --max-matches-per-address",
+        )?;
         rooms.push(MatchId(
             info["id"]
                 .as_u64()
