@@ -15,7 +15,7 @@ use tickforge_protocol::{
 use tickforge_server::headless::{self, HeadlessMatch};
 use tickforge_server::log::format::encode_record;
 use tickforge_server::log::{FsyncPolicy, LogConfig, LogWriter, TickBatch};
-use tickforge_server::sim::{MatchSetup, Sim};
+use tickforge_server::sim::MatchSetup;
 
 const EVENTS_PER_TICK: u64 = 100;
 const TICKS: u64 = 1_000;
@@ -64,13 +64,14 @@ fn append(c: &mut Criterion) {
     });
     let batches: Vec<TickBatch> = (1..=TICKS).map(batch).collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    let sim = Sim::new(&MatchSetup {
-        match_id: MatchId(1),
-        seed: 1,
-        tick_rate_hz: 60,
-        game: GameConfig::default_for("arena").expect("arena"),
-    })
-    .expect("sim");
+    let sim = tickforge_server::game::builtin()
+        .sim(&MatchSetup {
+            match_id: MatchId(1),
+            seed: 1,
+            tick_rate_hz: 60,
+            game: GameConfig::default_for("arena").expect("arena"),
+        })
+        .expect("sim");
     let header = headless::header_for(&sim, 0, 0);
     let mut n = 0;
     group.throughput(Throughput::Elements(EVENTS_PER_TICK * TICKS));

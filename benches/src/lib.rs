@@ -47,7 +47,9 @@ pub fn arena_with(players: u32) -> Sim {
         tick_rate_hz: 60,
         game: GameConfig::Arena(rules),
     };
-    let mut sim = Sim::new(&setup).expect("arena builds");
+    let mut sim = tickforge_server::game::builtin()
+        .sim(&setup)
+        .expect("arena builds");
     let joins: Vec<_> = (1..=players)
         .map(|p| CommandInput {
             player: PlayerId(p),
@@ -74,7 +76,9 @@ pub fn drift_with(players: u32) -> Sim {
         tick_rate_hz: 60,
         game,
     };
-    let mut sim = Sim::new(&setup).expect("drift builds");
+    let mut sim = tickforge_server::game::builtin()
+        .sim(&setup)
+        .expect("drift builds");
     let joins: Vec<_> = (1..=players)
         .map(|p| CommandInput {
             player: PlayerId(p),

@@ -18,7 +18,7 @@ pub struct Mirror {
     tick: Tick,
     seq: Seq,
     synced: bool,
-    entities: BTreeMap<EntityId, BTreeMap<&'static str, ComponentValue>>,
+    entities: BTreeMap<EntityId, BTreeMap<String, ComponentValue>>,
 }
 
 impl Mirror {
@@ -45,7 +45,10 @@ impl Mirror {
             .map(|e| {
                 (
                     e.id,
-                    e.components.iter().map(|c| (c.name(), c.clone())).collect(),
+                    e.components
+                        .iter()
+                        .map(|c| (c.name().to_string(), c.clone()))
+                        .collect(),
                 )
             })
             .collect();
@@ -69,7 +72,12 @@ impl Mirror {
         for entity in &delta.changed {
             let slot = self.entities.entry(entity.id).or_default();
             for value in &entity.components {
-                slot.insert(value.name(), value.clone());
+                match slot.get_mut(value.name()) {
+                    Some(old) => *old = value.clone(),
+                    None => {
+                        slot.insert(value.name().to_string(), value.clone());
+                    }
+                }
             }
         }
         for id in &delta.removed {
@@ -95,9 +103,7 @@ impl Mirror {
     }
 
     /// Every entity, in id order, with its components in wire-name order.
-    pub fn entities(
-        &self,
-    ) -> impl Iterator<Item = (EntityId, &BTreeMap<&'static str, ComponentValue>)> {
+    pub fn entities(&self) -> impl Iterator<Item = (EntityId, &BTreeMap<String, ComponentValue>)> {
         self.entities.iter().map(|(id, c)| (*id, c))
     }
 

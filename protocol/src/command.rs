@@ -1,13 +1,15 @@
 //! Commands are intents: what a player asks for. The server decides whether each becomes
 //! events (facts) or a [`Rejection`] that names the rule it broke.
 
+use crate::game_value::GameValue;
 use crate::ids::EntityId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// What a player asks the match to do. Arena commands and drift commands share one enum so
-/// that the engine, the log and the wire carry them without knowing which game runs; a game
-/// rejects the other game's commands with [`Rule::WrongGame`].
+/// What a player asks the match to do. `Join` and `Leave` are the engine's; the reference
+/// games' commands have variants of their own, and any other game's travel as
+/// [`Command::Game`]. The engine, the log and the wire carry them all without knowing which
+/// game runs; a game rejects another game's commands with [`Rule::WrongGame`].
 ///
 /// Units: positions are millimetres, velocities millimetres per tick.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,17 +25,25 @@ pub enum Command {
     Fire { entity: EntityId, dx: i32, dy: i32 },
     /// Drift: move one's own player by (dx, dy) mm.
     Drift { entity: EntityId, dx: i32, dy: i32 },
+    /// A command of a game this crate does not name, `{kind: value}` on the wire.
+    #[serde(untagged, deserialize_with = "other_command")]
+    Game(GameValue),
+}
+
+fn other_command<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GameValue, D::Error> {
+    crate::game_value::other_than(d, &["join", "leave", "move", "fire", "drift"])
 }
 
 impl Command {
     /// A short name for logs, metrics and filters (`"move"`, `"fire"`, …).
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Command::Join { .. } => "join",
             Command::Leave => "leave",
             Command::Move { .. } => "move",
             Command::Fire { .. } => "fire",
             Command::Drift { .. } => "drift",
+            Command::Game(g) => &g.kind,
         }
     }
 }

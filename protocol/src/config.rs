@@ -3,24 +3,36 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The settings of one match's game. The variant names the game.
+use crate::game_value::GameValue;
+
+/// The settings of one match's game. The variant names the game: the reference games have
+/// variants of their own, any other game's settings travel as [`GameConfig::Game`], whose kind
+/// is the game's name (`{"tag": {…}}`, like the others).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GameConfig {
     Arena(ArenaConfig),
     Drift(DriftConfig),
+    /// The settings of a game this crate does not name; the game checks them.
+    #[serde(untagged, deserialize_with = "other_game")]
+    Game(GameValue),
+}
+
+fn other_game<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GameValue, D::Error> {
+    crate::game_value::other_than(d, &["arena", "drift"])
 }
 
 impl GameConfig {
     /// The game's name as used on the command line and in `POST /matches`.
-    pub fn game_name(&self) -> &'static str {
+    pub fn game_name(&self) -> &str {
         match self {
             GameConfig::Arena(_) => "arena",
             GameConfig::Drift(_) => "drift",
+            GameConfig::Game(g) => &g.kind,
         }
     }
 
-    /// The default settings of the game called `name`, or `None` for an unknown game.
+    /// The default settings of the reference game called `name`, or `None` for another.
     pub fn default_for(name: &str) -> Option<GameConfig> {
         match name {
             "arena" => Some(GameConfig::Arena(ArenaConfig::default())),
@@ -33,9 +45,10 @@ impl GameConfig {
     /// so that no setting makes a match that runs (and grows its replay file) for ever.
     pub const MAX_TIME_LIMIT_TICKS: u64 = 24 * 60 * 60 * 60;
 
-    /// Check that every setting is in a range the game can run with; the error names the
-    /// setting. Servers check this before creating a match, and readers before re-simulating
-    /// a replay file's header, so a crafted value never reaches the rules.
+    /// Check that every setting of a reference game is in a range the game can run with; the
+    /// error names the setting. Servers check this before creating a match, and readers before
+    /// re-simulating a replay file's header, so a crafted value never reaches the rules.
+    /// Another game's settings are checked by that game when a match of it is built.
     pub fn validate(&self) -> Result<(), String> {
         fn within<T: PartialOrd + std::fmt::Display>(
             name: &str,
@@ -91,14 +104,7 @@ impl GameConfig {
                 within("max_step_mm", c.max_step_mm, 0, 1_000_000)?;
                 Ok(())
             }
-        }
-    }
-
-    /// How many players the match takes.
-    pub fn max_players(&self) -> u32 {
-        match self {
-            GameConfig::Arena(c) => c.max_players,
-            GameConfig::Drift(c) => c.max_players,
+            GameConfig::Game(_) => Ok(()),
         }
     }
 }

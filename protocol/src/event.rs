@@ -2,6 +2,7 @@
 //! is sequenced (`seq` 1, 2, 3 … per match) and appended to the match's log.
 
 use crate::command::{Command, Rule};
+use crate::game_value::GameValue;
 use crate::ids::{CommandId, EntityId, MatchId, PlayerId, Seq, Tick};
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +39,9 @@ impl Cause {
     }
 }
 
-/// What happened. Arena and drift events share one enum, like [`Command`]s do.
+/// What happened. `PlayerJoined`, `PlayerLeft` and `MatchEnded` are the engine's; the
+/// reference games' events have variants of their own, and any other game's travel as
+/// [`EventKind::Game`], like [`Command`]s do.
 ///
 /// Units: positions in millimetres, velocities in mm per tick, health in points.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +108,13 @@ pub enum EventKind {
         reason: EndReason,
         winner: Option<PlayerId>,
     },
+    /// An event of a game this crate does not name, `{kind: value}` on the wire.
+    #[serde(untagged, deserialize_with = "other_event")]
+    Game(GameValue),
+}
+
+fn other_event<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GameValue, D::Error> {
+    crate::game_value::other_than(d, EventKind::NAMES)
 }
 
 /// Why a match ended.
@@ -117,8 +127,9 @@ pub enum EndReason {
 
 impl EventKind {
     /// A short snake_case name, the one used by `--kind` filters and in the JSON feed.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
+            EventKind::Game(g) => &g.kind,
             EventKind::PlayerJoined { .. } => "player_joined",
             EventKind::PlayerLeft { .. } => "player_left",
             EventKind::PlayerSpawned { .. } => "player_spawned",
@@ -134,7 +145,8 @@ impl EventKind {
         }
     }
 
-    /// Every event kind name, in declaration order (for CLI help and filters).
+    /// Every event kind name of the engine and the reference games, in declaration order (for
+    /// CLI help and filters); other games add their own.
     pub const NAMES: &'static [&'static str] = &[
         "player_joined",
         "player_left",

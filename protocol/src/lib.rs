@@ -9,6 +9,8 @@
 //!   an [`Event`] envelope that carries `match_id`, `seq`, `tick` and a schema version.
 //! - [`state`]: component values, [`Delta`]s, client [`Snapshot`]s and full [`SimSnapshot`]s.
 //! - [`config`]: per-game rule settings, which are part of a match's identity.
+//! - [`game_value`]: the value of a game's own command, event, component or settings, for games
+//!   this crate does not name (each of the enums above has a `Game` variant holding one).
 //! - [`message`]: the client, server and spectator message envelopes and [`PROTOCOL_VERSION`].
 //! - [`replay`]: the header and records of the replay file (the match's event log).
 //! - [`codec`]: MessagePack encoding and the only decoder, with its size and nesting limits.
@@ -22,6 +24,7 @@ pub mod codec;
 pub mod command;
 pub mod config;
 pub mod event;
+pub mod game_value;
 pub mod ids;
 pub mod message;
 pub mod replay;
@@ -31,6 +34,7 @@ pub use codec::{DecodeError, DecodeLimits, EncodeError, decode, decode_with, enc
 pub use command::{Command, Rejection, Rule};
 pub use config::{ArenaConfig, DriftConfig, GameConfig};
 pub use event::{Cause, EVENT_SCHEMA_VERSION, EndReason, Event, EventKind, RejectedCommand};
+pub use game_value::{GameValue, GameValueError};
 pub use ids::{CommandId, EntityId, MatchId, PlayerId, Seq, Tick};
 pub use message::{ClientMessage, CloseCode, PROTOCOL_VERSION, ServerMessage, SpectatorMessage};
 pub use replay::{REPLAY_FORMAT_VERSION, Record, ReplayHeader, ReplayIndex, TickEnd};

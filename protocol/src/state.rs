@@ -2,6 +2,7 @@
 //! snapshot a client gets on join, and the full snapshot the log keeps for seeking.
 
 use crate::event::EndReason;
+use crate::game_value::GameValue;
 use crate::ids::{CommandId, EntityId, MatchId, PlayerId, Seq, Tick};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -56,12 +57,35 @@ pub enum ComponentValue {
     /// On the match entity (arena): when the next pickup may spawn.
     #[serde(rename = "pickup_timer")]
     PickupTimer { next_at: Tick },
+    /// A component of a game this crate does not name, `{name: value}` on the wire.
+    #[serde(untagged, deserialize_with = "other_component")]
+    Game(GameValue),
+}
+
+fn other_component<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GameValue, D::Error> {
+    crate::game_value::other_than(
+        d,
+        &[
+            "player",
+            "pos",
+            "vel",
+            "hp",
+            "score",
+            "cooldown",
+            "projectile",
+            "pickup",
+            "input",
+            "match",
+            "pickup_timer",
+        ],
+    )
 }
 
 impl ComponentValue {
     /// The component's wire name (`"pos"`, `"hp"`, …).
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
+            ComponentValue::Game(g) => &g.kind,
             ComponentValue::Player { .. } => "player",
             ComponentValue::Position { .. } => "pos",
             ComponentValue::Velocity { .. } => "vel",

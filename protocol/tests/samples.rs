@@ -292,7 +292,14 @@ pub fn all_event_kinds() -> Vec<EventKind> {
 pub fn spectator_messages() -> Vec<(&'static str, SpectatorMessage)> {
     let mut out: Vec<(&'static str, SpectatorMessage)> = all_event_kinds()
         .into_iter()
-        .map(|kind| (kind.name(), SpectatorMessage::Event(event(kind))))
+        .map(|kind| {
+            let name = EventKind::NAMES
+                .iter()
+                .copied()
+                .find(|n| *n == kind.name())
+                .expect("a kind of the reference games");
+            (name, SpectatorMessage::Event(event(kind)))
+        })
         .collect();
     out.push((
         "command_event",

@@ -6,12 +6,15 @@
 //! - [`seek`]: the world at any tick, through the nearest snapshot.
 //! - [`diff`]: the first tick where two replays diverge, and how.
 //! - [`export`]: events (and rejections) as JSON lines, filtered.
+//! - [`cli`]: the whole `tickforge-replay` command line, for the games it is given.
 //!
 //! Recording and recovery come from the engine (`tickforge_server::headless::record`,
 //! `tickforge_server::log::recover`). Fixtures of every released file-format version live in
 //! `replays/fixtures/v<N>/`; the test suite verifies them forever.
 //!
 //! Depends on the engine for the simulation and the log format; never on the network.
+
+pub mod cli;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,6 +27,7 @@ use tickforge_protocol::{
 use tickforge_server::log::reader::Health;
 use tickforge_server::log::replay::ReplayError;
 use tickforge_server::log::{Divergence, LogError, ReplayReader, Replayer, TickRecords};
+use tickforge_server::sim::Games;
 
 /// Why a replay tool failed (as opposed to finding a divergence, which is a result).
 #[derive(Debug, thiserror::Error)]
@@ -135,15 +139,25 @@ pub struct Verified {
     pub health: Health,
 }
 
-/// Re-simulate every whole tick of `path` and compare it with what was recorded. `Ok(Err(d))`
-/// is a divergence; `Err` is a file that cannot be read or re-simulated at all.
+/// Re-simulate every whole tick of `path` (a match of one of the reference games) and compare
+/// it with what was recorded. `Ok(Err(d))` is a divergence; `Err` is a file that cannot be read
+/// or re-simulated at all.
 pub fn verify(
     path: &Path,
+    progress: impl FnMut(Tick, Tick),
+) -> Result<Result<Verified, Divergence>, ToolError> {
+    verify_with(path, &tickforge_server::game::builtin(), progress)
+}
+
+/// [`verify`] a match of any of `games`.
+pub fn verify_with(
+    path: &Path,
+    games: &Games,
     mut progress: impl FnMut(Tick, Tick),
 ) -> Result<Result<Verified, Divergence>, ToolError> {
     let mut reader = ReplayReader::open(path)?;
     let last = reader.index().last_tick;
-    let mut replayer = Replayer::new(reader.header())?;
+    let mut replayer = Replayer::new(reader.header(), games)?;
     let mut verified = Verified {
         ticks: 0,
         events: 0,
@@ -179,7 +193,12 @@ pub fn verify(
 /// The complete world at the end of `tick`: restored from the latest snapshot at or before
 /// it, then re-simulated forward (each tick checked as in [`verify`]).
 pub fn seek(path: &Path, tick: Tick) -> Result<SimSnapshot, ToolError> {
-    Ok(tickforge_server::log::replay::seek(path, tick)?)
+    seek_with(path, tick, &tickforge_server::game::builtin())
+}
+
+/// [`seek`] in a match of any of `games`.
+pub fn seek_with(path: &Path, tick: Tick, games: &Games) -> Result<SimSnapshot, ToolError> {
+    Ok(tickforge_server::log::replay::seek(path, tick, games)?)
 }
 
 /// Where two replays first differ.

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
-use tickforge_protocol::GameConfig;
 
 use crate::log::FsyncPolicy;
 
@@ -168,7 +167,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub tick_rate_hz: u32,
-    pub default_game: GameConfig,
+    /// The game of quick-join matches and of `POST /matches` without `game`.
+    pub default_game: String,
     /// `None` = development mode (guest tokens, random key).
     pub auth_secret: Option<String>,
     pub token_ttl: Duration,
@@ -211,8 +211,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             data_dir: PathBuf::from("data"),
             tick_rate_hz: 60,
-            default_game: GameConfig::default_for("arena")
-                .unwrap_or(GameConfig::Arena(Default::default())),
+            default_game: "arena".to_string(),
             auth_secret: None,
             token_ttl: Duration::from_secs(86_400),
             fsync: FsyncPolicy::PerTick,
@@ -412,14 +411,14 @@ impl ConfigArgs {
     pub fn resolve(self) -> Result<ServerConfig, ConfigError> {
         let d = ServerConfig::default();
         let tick_rate_hz = ranged("--tick-rate", self.tick_rate, d.tick_rate_hz)?;
-        let default_game = match &self.game {
+        // Whether the server has a game of that name is checked when it starts, with the games
+        // it was built with.
+        let default_game = match self.game {
             None => d.default_game,
-            Some(name) => GameConfig::default_for(name).ok_or_else(|| {
-                invalid(
-                    "--game",
-                    format!("unknown game {name:?}: use arena or drift"),
-                )
-            })?,
+            Some(name) if !name.is_empty() && name.len() <= 64 => name,
+            Some(name) => {
+                return Err(invalid("--game", format!("{name:?} is not a game's name")));
+            }
         };
         let fsync = match &self.fsync {
             None => d.fsync,

@@ -58,7 +58,7 @@ pub fn play_with(
     spec: &HeadlessMatch,
     mut on_tick: impl FnMut(&mut Sim, &TickReport),
 ) -> Result<Sim, SimError> {
-    let mut sim = Sim::new(&spec.setup)?;
+    let mut sim = crate::game::builtin().sim(&spec.setup)?;
     let mut bots = ScriptedBots::new(&spec.setup.game, spec.players, spec.bot_seed);
     for _ in 0..spec.ticks {
         let commands = bots.commands(&sim);
@@ -111,7 +111,7 @@ pub fn record(
     created_at_unix_ms: u64,
     mut on_tick: impl FnMut(&TickReport),
 ) -> Result<ReplayIndex, RecordError> {
-    let sim = Sim::new(&spec.setup)?;
+    let sim = crate::game::builtin().sim(&spec.setup)?;
     let writer = LogWriter::create(
         path,
         &header_for(&sim, created_at_unix_ms, config.snapshot_every_ticks),
@@ -209,6 +209,8 @@ impl ScriptedBots {
                     dy: self.span(step),
                 })
             }
+            // Scripted bots know only the reference games: in another they join and idle.
+            GameConfig::Game(_) => None,
         }
     }
 

@@ -1,14 +1,22 @@
-//! The tickforge engine.
+//! The tickforge engine, and the server built on it.
 //!
 //! What this crate owns:
 //! - [`sim`]: the deterministic core: one match's bevy_ecs world, its fixed-step schedule, the
-//!   event sequencer, state hashes, snapshots and deltas. No I/O.
-//! - [`game`]: the [`game::Game`] seam and the two games, `arena` (reference) and `drift`
-//!   (benchmark). The rest of the engine never names a game.
+//!   event sequencer, state hashes, snapshots and deltas; and the game seam it owns
+//!   ([`sim::Game`], [`sim::Games`]): joining and leaving are the engine's, everything else a
+//!   game's. No I/O; names no game.
+//! - [`game`]: the games that ship with the server, `arena` (reference) and `drift`
+//!   (benchmark), written against the seam like any other game, and [`game::builtin`], the
+//!   catalogue of the two.
 //! - [`log`]: the event log, which is the replay file: format, scan and recovery, reader,
 //!   the writer thread with group commit, and re-simulation of a file.
-//! - [`headless`]: plays a whole match in-process with scripted bots; used by tests, benches
-//!   and tools.
+//! - [`matches`]: the registry of a server's matches, and one task per match that owns its
+//!   simulation.
+//! - [`net`]: HTTP and WebSocket on one port: endpoints, player sessions, spectators, limits.
+//! - [`auth`]: HMAC-signed tokens. [`config`]: settings, each with its range. [`metrics`]: the
+//!   Prometheus page.
+//! - [`headless`]: plays a whole match of a reference game in-process with scripted bots; used
+//!   by tests, benches and tools.
 //!
 //! It depends on `tickforge-protocol` for every type that crosses a wire or a file.
 

@@ -149,7 +149,7 @@ fn serve(settings: ConfigArgs) -> anyhow::Result<()> {
         }
         banner.push_str(&format!(
             "  game {} at {} Hz; replays in {}\n",
-            state.config.default_game.game_name(),
+            state.config.default_game,
             state.config.tick_rate_hz,
             state.config.replay_dir().display()
         ));

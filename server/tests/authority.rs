@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tickforge_protocol::*;
 use tickforge_server::auth::{Authority, Role};
-use tickforge_server::sim::{CommandInput, MatchSetup, Sim};
+use tickforge_server::sim::{CommandInput, MatchSetup};
 
 #[derive(Clone, Debug)]
 enum Act {
@@ -57,7 +57,7 @@ proptest! {
         stream in proptest::collection::vec(proptest::collection::vec((1u32..6, act()), 0..8), 1..120),
     ) {
         let setup = setup(game);
-        let mut sim = Sim::new(&setup).expect("builds");
+        let mut sim = tickforge_server::game::builtin().sim(&setup).expect("builds");
         let mut id = 0;
         for tick in &stream {
             let mut owners: BTreeMap<PlayerId, EntityId> = (1..6).filter_map(|p| sim.player_entity(PlayerId(p)).map(|e| (PlayerId(p), e))).collect();

@@ -140,8 +140,8 @@ proptest! {
         stream in arb_stream(150),
     ) {
         let setup = setup(game, seed);
-        let a = run(&mut Sim::new(&setup).expect("sim builds"), &stream);
-        let b = run(&mut Sim::new(&setup).expect("sim builds"), &stream);
+        let a = run(&mut tickforge_server::game::builtin().sim(&setup).expect("sim builds"), &stream);
+        let b = run(&mut tickforge_server::game::builtin().sim(&setup).expect("sim builds"), &stream);
         prop_assert_eq!(&a, &b, "two fresh sims fed the same commands should agree on everything");
         let seqs: Vec<u64> = a.events.iter().map(|e| e.seq.0).collect();
         let expected: Vec<u64> = (1..=a.events.len() as u64).collect();
@@ -159,13 +159,13 @@ proptest! {
         let cut = cut.index(stream.len());
         let (before, after) = stream.split_at(cut);
 
-        let mut original = Sim::new(&setup).expect("sim builds");
+        let mut original = tickforge_server::game::builtin().sim(&setup).expect("sim builds");
         run(&mut original, before);
         let snapshot = original.snapshot();
         // Through the codec, as the log stores it.
         let bytes = encode(&snapshot).expect("snapshot encodes");
         let snapshot: SimSnapshot = decode_with(&bytes, DecodeLimits::TRUSTED).expect("snapshot decodes");
-        let mut restored = Sim::restore(&setup, &snapshot).expect("snapshot restores");
+        let mut restored = tickforge_server::game::builtin().restore(&setup, &snapshot).expect("snapshot restores");
         prop_assert_eq!(restored.hash_report(), original.hash_report(), "a restored sim should hash like the original");
 
         let a = run(&mut original, after);
@@ -175,14 +175,11 @@ proptest! {
 }
 
 /// Apply a delta to a client-side mirror (entity → component name → value).
-fn apply_delta(
-    mirror: &mut BTreeMap<EntityId, BTreeMap<&'static str, ComponentValue>>,
-    delta: &Delta,
-) {
+fn apply_delta(mirror: &mut BTreeMap<EntityId, BTreeMap<String, ComponentValue>>, delta: &Delta) {
     for entity in &delta.changed {
         let slot = mirror.entry(entity.id).or_default();
         for value in &entity.components {
-            slot.insert(value.name(), value.clone());
+            slot.insert(value.name().to_string(), value.clone());
         }
     }
     for id in &delta.removed {
@@ -190,14 +187,17 @@ fn apply_delta(
     }
 }
 
-fn mirror_of(snapshot: &Snapshot) -> BTreeMap<EntityId, BTreeMap<&'static str, ComponentValue>> {
+fn mirror_of(snapshot: &Snapshot) -> BTreeMap<EntityId, BTreeMap<String, ComponentValue>> {
     snapshot
         .entities
         .iter()
         .map(|e| {
             (
                 e.id,
-                e.components.iter().map(|c| (c.name(), c.clone())).collect(),
+                e.components
+                    .iter()
+                    .map(|c| (c.name().to_string(), c.clone()))
+                    .collect(),
             )
         })
         .collect()
@@ -214,7 +214,7 @@ proptest! {
         join_at in any::<prop::sample::Index>(),
     ) {
         let setup = setup(game, seed);
-        let mut sim = Sim::new(&setup).expect("sim builds");
+        let mut sim = tickforge_server::game::builtin().sim(&setup).expect("sim builds");
         let join_at = join_at.index(stream.len());
         let (before, after) = stream.split_at(join_at);
         run(&mut sim, before);
@@ -233,7 +233,9 @@ proptest! {
 
 #[test]
 fn private_components_stay_out_of_client_views() {
-    let mut sim = Sim::new(&setup("arena", 3)).expect("sim builds");
+    let mut sim = tickforge_server::game::builtin()
+        .sim(&setup("arena", 3))
+        .expect("sim builds");
     run(
         &mut sim,
         &[vec![(1, Op::Join)], vec![(1, Op::Fire(Target::Own, 1, 0))]],

@@ -15,7 +15,6 @@ use tickforge_server::log::format::{self, DEFAULT_MAX_RECORD_BYTES};
 use tickforge_server::log::{
     FsyncPolicy, LogConfig, LogFile, LogWriter, TickBatch, TickRecords, scan,
 };
-use tickforge_server::sim::Sim;
 
 #[derive(Default)]
 struct Storage {
@@ -88,7 +87,9 @@ fn crashes_never_lose_durable_ticks_nor_accept_partial_ones() {
             ..LogConfig::default()
         };
         let file = CrashFile::default();
-        let mut sim = Sim::new(&spec.setup).expect("builds");
+        let mut sim = tickforge_server::game::builtin()
+            .sim(&spec.setup)
+            .expect("builds");
         let header = headless::header_for(&sim, 0, config.snapshot_every_ticks);
         let mut head = Vec::new();
         format::encode_header(&header, &mut head);

@@ -13,7 +13,6 @@ use tickforge_server::log::format::{self, DEFAULT_MAX_RECORD_BYTES};
 use tickforge_server::log::{
     FsyncPolicy, LogConfig, LogError, LogFile, LogWriter, Replayer, TickBatch, scan,
 };
-use tickforge_server::sim::Sim;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
@@ -69,7 +68,9 @@ const TICKS: u64 = 40;
 /// at (as the caller saw it).
 fn run(fault: Fault, n: usize) -> (Vec<u8>, Option<Tick>, Vec<TickBatch>) {
     let spec = common::spec("arena", 3, TICKS, 5);
-    let mut sim = Sim::new(&spec.setup).expect("builds");
+    let mut sim = tickforge_server::game::builtin()
+        .sim(&spec.setup)
+        .expect("builds");
     let header = headless::header_for(&sim, 0, 10);
     let mut head = Vec::new();
     format::encode_header(&header, &mut head);
@@ -183,7 +184,8 @@ fn every_injected_write_and_fsync_failure_stops_the_writer_and_leaves_a_clean_pr
                     "{fault:?} at op {n}"
                 );
             }
-            let mut replayer = Replayer::new(&s.header).expect("usable header");
+            let mut replayer = Replayer::new(&s.header, &tickforge_server::game::builtin())
+                .expect("usable header");
             for t in &ticks {
                 replayer.apply_tick(t).unwrap_or_else(|d| {
                     panic!("{fault:?} at op {n}: the prefix should verify: {d}")

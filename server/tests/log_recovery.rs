@@ -236,7 +236,9 @@ fn appending_after_recovery_continues_the_match() {
     assert_eq!(recovery.scan.last_tick, Tick(60));
     assert!(recovery.kept_copy.is_some());
     // Re-run the match and append ticks 61..=80, as a restarted server would.
-    let mut sim = tickforge_server::sim::Sim::new(&spec.setup).expect("builds");
+    let mut sim = tickforge_server::game::builtin()
+        .sim(&spec.setup)
+        .expect("builds");
     let mut bots = tickforge_server::headless::ScriptedBots::new(
         &spec.setup.game,
         spec.players,

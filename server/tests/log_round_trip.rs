@@ -6,7 +6,6 @@ mod common;
 use tickforge_protocol::{Record, Tick};
 use tickforge_server::headless;
 use tickforge_server::log::{LogWriter, RecoverMode, ReplayReader, Replayer, TickBatch};
-use tickforge_server::sim::Sim;
 
 #[test]
 fn what_is_written_is_read_back_and_verifies() {
@@ -54,7 +53,8 @@ fn what_is_written_is_read_back_and_verifies() {
         "every tick's hash should be recorded"
     );
 
-    let mut replayer = Replayer::new(reader.header()).expect("header is usable");
+    let mut replayer = Replayer::new(reader.header(), &tickforge_server::game::builtin())
+        .expect("header is usable");
     for tick in &ticks {
         replayer
             .apply_tick(tick)
@@ -73,7 +73,12 @@ fn seeking_through_a_snapshot_gives_the_same_world() {
         .expect("a snapshot at or before 530");
     assert_eq!(snap_tick, Tick(400));
     let snapshot = reader.read_snapshot(offset).expect("snapshot reads");
-    let mut replayer = Replayer::from_snapshot(reader.header(), &snapshot).expect("restores");
+    let mut replayer = Replayer::from_snapshot(
+        reader.header(),
+        &snapshot,
+        &tickforge_server::game::builtin(),
+    )
+    .expect("restores");
     for tick in reader.ticks_from(offset).expect("reads") {
         let tick = tick.expect("reads");
         if tick.tick > Tick(530) {
@@ -81,7 +86,9 @@ fn seeking_through_a_snapshot_gives_the_same_world() {
         }
         replayer.apply_tick(&tick).expect("agrees");
     }
-    let mut direct = Sim::new(&spec.setup).expect("builds");
+    let mut direct = tickforge_server::game::builtin()
+        .sim(&spec.setup)
+        .expect("builds");
     let mut bots = headless::ScriptedBots::new(&spec.setup.game, spec.players, spec.bot_seed);
     for _ in 0..530 {
         let commands = bots.commands(&direct);
@@ -105,7 +112,9 @@ fn a_closed_file_can_be_appended_to_and_reread() {
     let (writer, recovery) = LogWriter::open_append(&path, RecoverMode::Normal, common::config(50))
         .expect("opens to append");
     assert!(recovery.cut_at.is_none(), "a clean file needs no cut");
-    let mut sim = Sim::new(&spec.setup).expect("builds");
+    let mut sim = tickforge_server::game::builtin()
+        .sim(&spec.setup)
+        .expect("builds");
     let mut bots = headless::ScriptedBots::new(&spec.setup.game, spec.players, spec.bot_seed);
     for _ in 0..150 {
         let commands = bots.commands(&sim);
@@ -125,8 +134,11 @@ fn a_closed_file_can_be_appended_to_and_reread() {
         &before[..],
         "the first 120 ticks are unchanged"
     );
-    let mut replayer =
-        Replayer::new(ReplayReader::open(&path).expect("opens").header()).expect("usable");
+    let mut replayer = Replayer::new(
+        ReplayReader::open(&path).expect("opens").header(),
+        &tickforge_server::game::builtin(),
+    )
+    .expect("usable");
     for tick in &after {
         replayer
             .apply_tick(tick)

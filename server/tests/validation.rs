@@ -23,7 +23,9 @@ fn input(player: u32, id: u32, command: Command) -> CommandInput {
 
 /// A sim with players 1 and 2 joined and spawned.
 fn two_players() -> (Sim, EntityId, EntityId) {
-    let mut sim = Sim::new(&arena()).expect("sim builds");
+    let mut sim = tickforge_server::game::builtin()
+        .sim(&arena())
+        .expect("sim builds");
     let report = sim.run_tick(vec![
         input(1, 1, Command::Join { name: "ana".into() }),
         input(2, 1, Command::Join { name: "bo".into() }),
@@ -379,7 +381,9 @@ fn dead_players_respawn_with_full_health_and_the_kill_is_scored() {
 #[test]
 fn players_joining_together_spawn_identically_after_a_restore() {
     // Several players due to (re)spawn in the same tick draw from the RNG in stable-id order.
-    let mut sim = Sim::new(&arena()).expect("sim builds");
+    let mut sim = tickforge_server::game::builtin()
+        .sim(&arena())
+        .expect("sim builds");
     sim.run_tick(vec![input(
         9,
         1,
@@ -388,7 +392,9 @@ fn players_joining_together_spawn_identically_after_a_restore() {
         },
     )]);
     let snapshot = sim.snapshot();
-    let mut restored = Sim::restore(&arena(), &snapshot).expect("restores");
+    let mut restored = tickforge_server::game::builtin()
+        .restore(&arena(), &snapshot)
+        .expect("restores");
     let joins: Vec<_> = (1..=6)
         .map(|p| {
             input(
@@ -488,7 +494,9 @@ fn other_join_and_input_rules() {
         Rule::WrongGame,
     );
 
-    let mut full = Sim::new(&arena()).expect("sim builds");
+    let mut full = tickforge_server::game::builtin()
+        .sim(&arena())
+        .expect("sim builds");
     let joins: Vec<_> = (1..=16)
         .map(|p| {
             input(
@@ -501,7 +509,9 @@ fn other_join_and_input_rules() {
         })
         .collect();
     assert!(full.run_tick(joins).rejections.is_empty());
-    let mut twin = Sim::new(&arena()).expect("sim builds");
+    let mut twin = tickforge_server::game::builtin()
+        .sim(&arena())
+        .expect("sim builds");
     twin.run_tick(
         (1..=16)
             .map(|p| {
@@ -538,7 +548,9 @@ fn drift_validates_its_own_commands() {
         game: GameConfig::default_for("drift").expect("drift"),
     };
     let build = || {
-        let mut sim = Sim::new(&setup).expect("sim builds");
+        let mut sim = tickforge_server::game::builtin()
+            .sim(&setup)
+            .expect("sim builds");
         sim.run_tick(vec![
             input(1, 1, Command::Join { name: "a".into() }),
             input(2, 1, Command::Join { name: "b".into() }),
@@ -597,7 +609,9 @@ fn storage_order_never_decides_an_outcome() {
     // snapshot as taken and once with its entity list reversed, which lays bevy's storage out
     // in the opposite order. Every system must visit entities in stable-id order, so both
     // must draw the same spawn spots from the RNG.
-    let mut sim = Sim::new(&arena()).expect("sim builds");
+    let mut sim = tickforge_server::game::builtin()
+        .sim(&arena())
+        .expect("sim builds");
     sim.run_tick(
         (1..=3)
             .map(|p| {
@@ -623,8 +637,12 @@ fn storage_order_never_decides_an_outcome() {
     }
     let mut reversed = snapshot.clone();
     reversed.entities.reverse();
-    let mut a = Sim::restore(&arena(), &snapshot).expect("restores");
-    let mut b = Sim::restore(&arena(), &reversed).expect("restores");
+    let mut a = tickforge_server::game::builtin()
+        .restore(&arena(), &snapshot)
+        .expect("restores");
+    let mut b = tickforge_server::game::builtin()
+        .restore(&arena(), &reversed)
+        .expect("restores");
     let (ra, rb) = (a.run_tick(vec![]), b.run_tick(vec![]));
     let spawns = ra
         .events

@@ -9,7 +9,7 @@ use tickforge_protocol::{
 };
 use tickforge_server::log::format::DEFAULT_MAX_RECORD_BYTES;
 use tickforge_server::log::scan;
-use tickforge_server::sim::{CommandInput, MatchSetup, Sim};
+use tickforge_server::sim::{CommandInput, MatchSetup};
 
 /// The decoder with the server's client limits: every input is a message or a typed error,
 /// and whatever decodes re-encodes to something that decodes to the same message.
@@ -39,9 +39,10 @@ pub fn validate_commands(bytes: &[u8]) {
         tick_rate_hz: 60,
         game: GameConfig::default_for(game).expect("known"),
     };
+    let games = tickforge_server::game::builtin();
     let (mut sim, mut twin) = (
-        Sim::new(&setup).expect("builds"),
-        Sim::new(&setup).expect("builds"),
+        games.sim(&setup).expect("builds"),
+        games.sim(&setup).expect("builds"),
     );
     let joins: Vec<CommandInput> = (1..=3)
         .map(|p| CommandInput {
@@ -248,11 +249,12 @@ pub fn seek_header(bytes: &[u8]) {
     let path = DIR.with(|d| d.path().join("fuzzed.tfr"));
     std::fs::write(&path, &file).expect("writes the fuzzed file");
     let tick = tickforge_protocol::Tick(u64::from(choice >> 1));
-    if let Ok(world) = replay::seek(&path, tick) {
+    let games = tickforge_server::game::builtin();
+    if let Ok(world) = replay::seek(&path, tick, &games) {
         assert_eq!(world.tick, tick, "a seek answers the tick asked for");
     }
     if let Ok(mut reader) = ReplayReader::open(&path)
-        && let Ok(mut replayer) = Replayer::new(reader.header())
+        && let Ok(mut replayer) = Replayer::new(reader.header(), &games)
         && let Ok(ticks) = reader.ticks()
     {
         for t in ticks.take(40) {

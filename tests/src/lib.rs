@@ -122,7 +122,7 @@ pub fn public_view(snapshot: &SimSnapshot) -> Vec<EntityState> {
                 .filter(|c| !PRIVATE.contains(&c.name()))
                 .cloned()
                 .collect();
-            components.sort_by_key(|c| c.name());
+            components.sort_by(|a, b| a.name().cmp(b.name()));
             EntityState {
                 id: e.id,
                 components,

@@ -81,8 +81,8 @@ async fn eight_clients_mirror_the_server_and_the_replay_verifies() {
             mirror.tick().0
         );
         server.wait_durable(id, mirror.tick()).await;
-        let world = tickforge_server::log::replay::seek(&path, mirror.tick())
-            .expect("the server's world at that tick");
+        let world =
+            tickforge_replay::seek(&path, mirror.tick()).expect("the server's world at that tick");
         assert_eq!(
             mirror.to_states(),
             public_view(&world),

@@ -21,10 +21,9 @@ use tickforge_protocol::{
     Rejection, Rule, Tick,
 };
 
-use super::Game;
 use super::common::{self, MatchState, Position};
 use crate::sim::world::{self, Clock, MatchRng, NextEntityId, PendingEvents, PlayerInfo, StableId};
-use crate::sim::{GameSetup, SimComponent, apply_pending_events};
+use crate::sim::{Game, GameSetup, SimComponent, StateHasher, apply_pending_events};
 
 /// The arena's rules, as a resource its systems read.
 #[derive(Resource, Clone, Debug)]
@@ -96,8 +95,11 @@ pub struct PickupTimer {
     pub next_at: Tick,
 }
 
+/// A component with a variant of its own in `ComponentValue`; its hash bytes are a tag byte
+/// (part of the replay format: never renumbered) and its fields.
 macro_rules! sim_component {
-    ($ty:ident, $name:literal, $public:literal, $variant:ident { $($field:ident),* }) => {
+    ($ty:ident, $name:literal, $public:literal, $variant:ident { $($field:ident),* },
+     |$h:ident, $s:ident| $hash:expr) => {
         impl SimComponent for $ty {
             const NAME: &'static str = $name;
             const PUBLIC: bool = $public;
@@ -110,14 +112,39 @@ macro_rules! sim_component {
                     _ => None,
                 }
             }
+            fn hash(&self, $h: &mut StateHasher) {
+                let $s = self;
+                $hash
+            }
         }
     };
 }
 
-sim_component!(Velocity, "vel", true, Velocity { vx, vy });
-sim_component!(Health, "hp", true, Health { hp, respawn_at });
-sim_component!(Score, "score", true, Score { kills, deaths });
-sim_component!(Cooldown, "cooldown", false, Cooldown { ready_at });
+sim_component!(Velocity, "vel", true, Velocity { vx, vy }, |h, s| {
+    h.u8(3);
+    h.i32(s.vx);
+    h.i32(s.vy);
+});
+sim_component!(Health, "hp", true, Health { hp, respawn_at }, |h, s| {
+    h.u8(4);
+    h.i32(s.hp);
+    h.opt_u64(s.respawn_at.map(|t| t.0));
+});
+sim_component!(Score, "score", true, Score { kills, deaths }, |h, s| {
+    h.u8(5);
+    h.u32(s.kills);
+    h.u32(s.deaths);
+});
+sim_component!(
+    Cooldown,
+    "cooldown",
+    false,
+    Cooldown { ready_at },
+    |h, s| {
+        h.u8(6);
+        h.u64(s.ready_at.0);
+    }
+);
 sim_component!(
     Projectile,
     "projectile",
@@ -126,10 +153,28 @@ sim_component!(
         shooter,
         fired_at,
         expires_at
+    },
+    |h, s| {
+        h.u8(7);
+        h.u32(s.shooter.0);
+        h.u64(s.fired_at.0);
+        h.u64(s.expires_at.0);
     }
 );
-sim_component!(Pickup, "pickup", true, Pickup { heal });
-sim_component!(PickupTimer, "pickup_timer", false, PickupTimer { next_at });
+sim_component!(Pickup, "pickup", true, Pickup { heal }, |h, s| {
+    h.u8(8);
+    h.i32(s.heal);
+});
+sim_component!(
+    PickupTimer,
+    "pickup_timer",
+    false,
+    PickupTimer { next_at },
+    |h, s| {
+        h.u8(11);
+        h.u64(s.next_at.0);
+    }
+);
 
 /// The arena game with its settings.
 #[derive(Debug, Clone)]
@@ -235,6 +280,10 @@ impl Game for Arena {
         1
     }
 
+    fn max_players(&self) -> u32 {
+        self.rules.max_players
+    }
+
     fn setup(&self, setup: &mut GameSetup<'_>) {
         setup.world().insert_resource(Rules(self.rules.clone()));
         setup
@@ -287,27 +336,29 @@ impl Game for Arena {
         command: &Command,
     ) -> Result<Vec<EventKind>, Rejection> {
         match command {
-            Command::Join { name } => {
-                common::check_join(world, player, name, self.rules.max_players)?;
-                Ok(vec![EventKind::PlayerJoined {
-                    player,
-                    entity: common::next_entity_id(world),
-                    name: name.clone(),
-                }])
-            }
-            Command::Leave => match world::player_entity(world, player) {
-                Some(entity) => Ok(vec![EventKind::PlayerLeft { player, entity }]),
-                None => Err(Rejection::new(
-                    Rule::UnknownPlayer,
-                    format!("player {player} has not joined this match"),
-                )),
-            },
             Command::Move { entity, vx, vy } => self.decide_move(world, player, *entity, *vx, *vy),
             Command::Fire { entity, dx, dy } => self.decide_fire(world, player, *entity, *dx, *dy),
-            Command::Drift { .. } => Err(Rejection::new(
+            other => Err(Rejection::new(
                 Rule::WrongGame,
-                "drift commands are not part of arena",
+                format!("{} commands are not part of arena", other.name()),
             )),
+        }
+    }
+
+    fn joined(&self, world: &mut World, _player: PlayerId, entity: EntityId) {
+        let now = world::now(world);
+        if let Some(e) = world::lookup(world, entity) {
+            // Dead until the respawn system places them, this very tick.
+            world.entity_mut(e).insert((
+                Position::default(),
+                Velocity::default(),
+                Health {
+                    hp: 0,
+                    respawn_at: Some(now),
+                },
+                Score::default(),
+                Cooldown::default(),
+            ));
         }
     }
 
@@ -315,21 +366,6 @@ impl Game for Arena {
         let now = world::now(world);
         let rules = &self.rules;
         match *event {
-            EventKind::PlayerJoined { entity, .. } => {
-                if let Some(e) = world::lookup(world, entity) {
-                    // Dead until the respawn system places them, this very tick.
-                    world.entity_mut(e).insert((
-                        Position::default(),
-                        Velocity::default(),
-                        Health {
-                            hp: 0,
-                            respawn_at: Some(now),
-                        },
-                        Score::default(),
-                        Cooldown::default(),
-                    ));
-                }
-            }
             EventKind::PlayerSpawned { entity, x, y } => {
                 if let Some(e) = world::lookup(world, entity) {
                     world.entity_mut(e).insert((
@@ -439,7 +475,8 @@ impl Game for Arena {
                     state.winner = winner;
                 }
             }
-            EventKind::PlayerLeft { .. } | EventKind::PlayerDrifted { .. } => {}
+            // The engine's events (it applies them itself) and other games'.
+            _ => {}
         }
     }
 

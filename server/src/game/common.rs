@@ -4,8 +4,8 @@
 use bevy_ecs::prelude::*;
 use tickforge_protocol::{ComponentValue, EndReason, EntityId, PlayerId, Rejection, Rule, Tick};
 
-use crate::sim::SimComponent;
 use crate::sim::world::{self, IdIndex};
+use crate::sim::{SimComponent, StateHasher};
 
 /// Position in millimetres.
 #[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,6 +28,11 @@ impl SimComponent for Position {
             ComponentValue::Position { x, y } => Some(Position { x, y }),
             _ => None,
         }
+    }
+    fn hash(&self, h: &mut StateHasher) {
+        h.u8(2);
+        h.i32(self.x);
+        h.i32(self.y);
     }
 }
 
@@ -62,6 +67,16 @@ impl SimComponent for MatchState {
             }),
             _ => None,
         }
+    }
+    fn hash(&self, h: &mut StateHasher) {
+        h.u8(10);
+        h.u64(self.ends_at.0);
+        h.u8(match self.ended {
+            None => 0,
+            Some(EndReason::ScoreLimit) => 1,
+            Some(EndReason::TimeLimit) => 2,
+        });
+        h.opt_u64(self.winner.map(|p| u64::from(p.0)));
     }
 }
 
@@ -103,81 +118,6 @@ pub fn own_entity(world: &World, player: PlayerId, entity: EntityId) -> Result<E
     }
     Ok(target)
 }
-
-/// Check a join: not in yet, a free slot, a sensible name.
-pub fn check_join(
-    world: &World,
-    player: PlayerId,
-    name: &str,
-    max_players: u32,
-) -> Result<(), Rejection> {
-    if world::player_entity(world, player).is_some() {
-        return Err(Rejection::new(
-            Rule::AlreadyJoined,
-            format!("player {player} is already in this match"),
-        ));
-    }
-    if is_over(world) {
-        return Err(Rejection::new(Rule::MatchEnded, "the match has ended"));
-    }
-    let players = world.resource::<world::PlayerIndex>().0.len();
-    if players >= max_players as usize {
-        return Err(Rejection::new(
-            Rule::MatchFull,
-            format!("all {max_players} player slots are taken"),
-        ));
-    }
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(|c| c.is_control() || is_format_char(c))
-    {
-        return Err(Rejection::new(
-            Rule::InvalidInput,
-            format!(
-                "a name must be 1 to {MAX_NAME_CHARS} printable characters, with no control or \
-                 format characters (such as bidirectional overrides or zero-width joiners)"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Unicode's format characters (general category Cf, as of Unicode 15.1): invisible marks
-/// that change how text around them is shown, such as U+202E RIGHT-TO-LEFT OVERRIDE. A fixed
-/// table rather than a library's, so that which names are accepted never changes under a
-/// match with a dependency update.
-const FORMAT_CHARS: &[(u32, u32)] = &[
-    (0x00AD, 0x00AD),
-    (0x0600, 0x0605),
-    (0x061C, 0x061C),
-    (0x06DD, 0x06DD),
-    (0x070F, 0x070F),
-    (0x0890, 0x0891),
-    (0x08E2, 0x08E2),
-    (0x180E, 0x180E),
-    (0x200B, 0x200F),
-    (0x202A, 0x202E),
-    (0x2060, 0x2064),
-    (0x2066, 0x206F),
-    (0xFEFF, 0xFEFF),
-    (0xFFF9, 0xFFFB),
-    (0x110BD, 0x110BD),
-    (0x110CD, 0x110CD),
-    (0x13430, 0x1343F),
-    (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A),
-    (0xE0001, 0xE0001),
-    (0xE0020, 0xE007F),
-];
-
-/// Whether `c` is a Unicode format character (category Cf).
-pub fn is_format_char(c: char) -> bool {
-    let c = u32::from(c);
-    FORMAT_CHARS.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
-}
-
-/// The longest display name, in characters.
-pub const MAX_NAME_CHARS: usize = 32;
 
 /// The id the next spawned entity gets (decide reads it; apply moves the allocator on).
 pub fn next_entity_id(world: &World) -> EntityId {

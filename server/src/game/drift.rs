@@ -5,13 +5,12 @@
 
 use bevy_ecs::prelude::*;
 use tickforge_protocol::{
-    Command, CommandId, ComponentValue, DriftConfig, EventKind, PlayerId, Rejection, Rule,
+    Command, CommandId, ComponentValue, DriftConfig, EntityId, EventKind, PlayerId, Rejection, Rule,
 };
 
-use super::Game;
 use super::common::{self, Position};
 use crate::sim::world;
-use crate::sim::{GameSetup, SimComponent};
+use crate::sim::{Game, GameSetup, SimComponent, StateHasher};
 
 /// The id of the last input applied to a player (clients measure latency by it).
 #[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,6 +29,10 @@ impl SimComponent for LastInput {
             ComponentValue::LastInput { input } => Some(LastInput { input }),
             _ => None,
         }
+    }
+    fn hash(&self, h: &mut StateHasher) {
+        h.u8(9);
+        h.u32(self.input.0);
     }
 }
 
@@ -65,6 +68,10 @@ impl Game for Drift {
         1
     }
 
+    fn max_players(&self) -> u32 {
+        self.rules.max_players
+    }
+
     fn setup(&self, setup: &mut GameSetup<'_>) {
         setup.component::<Position>().component::<LastInput>();
     }
@@ -81,21 +88,6 @@ impl Game for Drift {
         command: &Command,
     ) -> Result<Vec<EventKind>, Rejection> {
         match command {
-            Command::Join { name } => {
-                common::check_join(world, player, name, self.rules.max_players)?;
-                Ok(vec![EventKind::PlayerJoined {
-                    player,
-                    entity: common::next_entity_id(world),
-                    name: name.clone(),
-                }])
-            }
-            Command::Leave => match world::player_entity(world, player) {
-                Some(entity) => Ok(vec![EventKind::PlayerLeft { player, entity }]),
-                None => Err(Rejection::new(
-                    Rule::UnknownPlayer,
-                    format!("player {player} has not joined this match"),
-                )),
-            },
             Command::Drift { entity, dx, dy } => {
                 common::own_entity(world, player, *entity)?;
                 let max = self.rules.max_step_mm;
@@ -114,38 +106,39 @@ impl Game for Drift {
                     input: id,
                 }])
             }
-            Command::Move { .. } | Command::Fire { .. } => Err(Rejection::new(
+            other => Err(Rejection::new(
                 Rule::WrongGame,
-                format!("{} commands are not part of drift", command.name()),
+                format!("{} commands are not part of drift", other.name()),
             )),
         }
     }
 
+    fn joined(&self, world: &mut World, _player: PlayerId, entity: EntityId) {
+        let start = self.start(entity.0);
+        if let Some(e) = world::lookup(world, entity) {
+            world.entity_mut(e).insert((start, LastInput::default()));
+        }
+    }
+
     fn apply(&self, world: &mut World, event: &EventKind) {
-        match *event {
-            EventKind::PlayerJoined { entity, .. } => {
-                let start = self.start(entity.0);
-                if let Some(e) = world::lookup(world, entity) {
-                    world.entity_mut(e).insert((start, LastInput::default()));
-                }
+        // Drift's one event; the engine applies its own, and other games' are not drift's.
+        let EventKind::PlayerDrifted {
+            entity,
+            dx,
+            dy,
+            input,
+        } = *event
+        else {
+            return;
+        };
+        let (w, h) = (self.rules.width_mm, self.rules.height_mm);
+        if let Some(e) = world::lookup(world, entity) {
+            let mut entity = world.entity_mut(e);
+            if let Some(mut pos) = entity.get_mut::<Position>() {
+                pos.x = pos.x.saturating_add(dx).clamp(0, w);
+                pos.y = pos.y.saturating_add(dy).clamp(0, h);
             }
-            EventKind::PlayerDrifted {
-                entity,
-                dx,
-                dy,
-                input,
-            } => {
-                let (w, h) = (self.rules.width_mm, self.rules.height_mm);
-                if let Some(e) = world::lookup(world, entity) {
-                    let mut entity = world.entity_mut(e);
-                    if let Some(mut pos) = entity.get_mut::<Position>() {
-                        pos.x = pos.x.saturating_add(dx).clamp(0, w);
-                        pos.y = pos.y.saturating_add(dy).clamp(0, h);
-                    }
-                    entity.insert(LastInput { input });
-                }
-            }
-            _ => {}
+            entity.insert(LastInput { input });
         }
     }
 

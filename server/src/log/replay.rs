@@ -6,10 +6,11 @@ use std::path::Path;
 
 use tickforge_protocol::{Cause, ReplayHeader, SimSnapshot, Tick};
 
+use std::sync::Arc;
+
 use super::LogError;
 use super::reader::{ReplayReader, ScanCache, TickRecords};
-use crate::game;
-use crate::sim::{HashReport, MatchSetup, Sim, SimError};
+use crate::sim::{Game, Games, HashReport, MatchSetup, Sim, SimError};
 
 /// The first point where a re-simulation disagrees with the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +34,7 @@ pub enum ReplayError {
         current: u32,
     },
     #[error("the header names game {game:?} but its config is for {config}")]
-    GameMismatch { game: String, config: &'static str },
+    GameMismatch { game: String, config: String },
     #[error(transparent)]
     Sim(#[from] SimError),
 }
@@ -48,17 +49,18 @@ pub fn setup_of(header: &ReplayHeader) -> MatchSetup {
     }
 }
 
-fn check_header(header: &ReplayHeader) -> Result<(), ReplayError> {
-    // A header is input: its settings are checked as a new match's are, before any rule sees
-    // them.
+/// The rules a header describes, from `games`: its settings checked as a new match's are,
+/// before any rule sees them, and its rules version the one this build has.
+fn check_header(header: &ReplayHeader, games: &Games) -> Result<Arc<dyn Game>, ReplayError> {
     setup_of(header).validate()?;
     if header.game != header.config.game_name() {
         return Err(ReplayError::GameMismatch {
             game: header.game.clone(),
-            config: header.config.game_name(),
+            config: header.config.game_name().to_string(),
         });
     }
-    let current = game::instantiate(&header.config).rules_version();
+    let game = games.build(&header.config)?;
+    let current = game.rules_version();
     if current != header.rules_version {
         return Err(ReplayError::RulesVersion {
             game: header.game.clone(),
@@ -66,7 +68,7 @@ fn check_header(header: &ReplayHeader) -> Result<(), ReplayError> {
             current,
         });
     }
-    Ok(())
+    Ok(game)
 }
 
 /// A simulation driven by a file's ticks.
@@ -77,11 +79,11 @@ pub struct Replayer {
 }
 
 impl Replayer {
-    /// Start at tick 0 of the match the header describes.
-    pub fn new(header: &ReplayHeader) -> Result<Replayer, ReplayError> {
-        check_header(header)?;
+    /// Start at tick 0 of the match the header describes, with its game from `games`.
+    pub fn new(header: &ReplayHeader, games: &Games) -> Result<Replayer, ReplayError> {
+        let game = check_header(header, games)?;
         Ok(Replayer {
-            sim: Sim::new(&setup_of(header))?,
+            sim: Sim::new(&setup_of(header), game)?,
             part_names: header.hash_parts.clone(),
         })
     }
@@ -90,10 +92,11 @@ impl Replayer {
     pub fn from_snapshot(
         header: &ReplayHeader,
         snapshot: &SimSnapshot,
+        games: &Games,
     ) -> Result<Replayer, ReplayError> {
-        check_header(header)?;
+        let game = check_header(header, games)?;
         Ok(Replayer {
-            sim: Sim::restore(&setup_of(header), snapshot)?,
+            sim: Sim::restore(&setup_of(header), snapshot, game)?,
             part_names: header.hash_parts.clone(),
         })
     }
@@ -265,17 +268,27 @@ pub enum SeekError {
 
 /// The complete world at the end of `tick` of the replay at `path`: restored from the latest
 /// snapshot at or before it, then re-simulated forward (each tick checked as by verify).
-pub fn seek(path: &Path, tick: Tick) -> Result<SimSnapshot, SeekError> {
-    seek_in(ReplayReader::open(path)?, path, tick)
+pub fn seek(path: &Path, tick: Tick, games: &Games) -> Result<SimSnapshot, SeekError> {
+    seek_in(ReplayReader::open(path)?, path, tick, games)
 }
 
 /// [`seek`], opening the file through `cache` (a running match's file is not scanned whole
 /// again on every call).
-pub fn seek_cached(path: &Path, tick: Tick, cache: &ScanCache) -> Result<SimSnapshot, SeekError> {
-    seek_in(ReplayReader::open_cached(path, cache)?, path, tick)
+pub fn seek_cached(
+    path: &Path,
+    tick: Tick,
+    cache: &ScanCache,
+    games: &Games,
+) -> Result<SimSnapshot, SeekError> {
+    seek_in(ReplayReader::open_cached(path, cache)?, path, tick, games)
 }
 
-fn seek_in(mut reader: ReplayReader, path: &Path, tick: Tick) -> Result<SimSnapshot, SeekError> {
+fn seek_in(
+    mut reader: ReplayReader,
+    path: &Path,
+    tick: Tick,
+    games: &Games,
+) -> Result<SimSnapshot, SeekError> {
     let last = reader.index().last_tick;
     if tick > last {
         return Err(SeekError::PastTheEnd {
@@ -295,9 +308,15 @@ fn seek_in(mut reader: ReplayReader, path: &Path, tick: Tick) -> Result<SimSnaps
                     found: snapshot.tick.0,
                 });
             }
-            (Replayer::from_snapshot(reader.header(), &snapshot)?, offset)
+            (
+                Replayer::from_snapshot(reader.header(), &snapshot, games)?,
+                offset,
+            )
         }
-        None => (Replayer::new(reader.header())?, reader.first_tick_offset()),
+        None => (
+            Replayer::new(reader.header(), games)?,
+            reader.first_tick_offset(),
+        ),
     };
     if replayer.sim().last_tick() < tick {
         for records in reader.ticks_from(from)? {

@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServerConfig;
 use crate::log::{LogConfig, LogError, SyncObserver};
 use crate::metrics::Metrics;
+use crate::sim::Games;
 
 pub use task::unix_ms;
 
@@ -327,6 +328,7 @@ pub const MAX_MATCH_ID: u64 = (1 << 53) - 1;
 #[derive(Debug)]
 pub struct Registry {
     config: Arc<ServerConfig>,
+    games: Arc<Games>,
     metrics: Arc<Metrics>,
     book: Arc<Book>,
     next_id: AtomicU64,
@@ -340,6 +342,7 @@ impl Registry {
     /// file already there.
     pub fn new(
         config: Arc<ServerConfig>,
+        games: Arc<Games>,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
         tasks: TaskTracker,
@@ -351,6 +354,7 @@ impl Registry {
             .unwrap_or(0);
         Registry {
             config,
+            games,
             metrics,
             book: Arc::default(),
             next_id: AtomicU64::new(highest + 1),
@@ -362,6 +366,11 @@ impl Registry {
 
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// The games this server runs.
+    pub fn games(&self) -> &Games {
+        &self.games
     }
 
     /// Create and start a match. `creator` (a `POST /matches`) is held to the per-subject and
@@ -444,9 +453,11 @@ impl Registry {
             ..LogConfig::default()
         };
         let seed = seed.unwrap_or_else(rand::random);
+        let rules = self.games.build(&game)?;
         let (handle, run) = task::spawn(
             id,
             game,
+            rules,
             seed,
             path,
             log,
@@ -523,7 +534,14 @@ impl Registry {
             });
         let handle = match open {
             Some(h) => h,
-            None => self.create(self.config.default_game.clone(), None, None)?,
+            None => {
+                let game = self
+                    .games
+                    .get(&self.config.default_game)
+                    .map(|f| f.default_config())
+                    .ok_or_else(|| CreateError::UnknownGame(self.config.default_game.clone()))?;
+                self.create(game, None, None)?
+            }
         };
         handle.shared.reserved.fetch_add(1, Ordering::Relaxed);
         Ok(handle)
@@ -668,6 +686,8 @@ pub enum CreateError {
     CreatorLimit { who: String, limit: usize },
     #[error("match ids are used up")]
     IdsExhausted,
+    #[error("this server has no game called {0:?}")]
+    UnknownGame(String),
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("the match could not be set up: {0}")]

@@ -31,7 +31,7 @@ use crate::config::ServerConfig;
 use crate::headless;
 use crate::log::{Durability, LogConfig, LogError, LogWriter, TickBatch};
 use crate::metrics::{MatchLabel, Metrics};
-use crate::sim::{CommandInput, MatchSetup, Sim};
+use crate::sim::{CommandInput, Game, MatchSetup, Sim};
 
 /// Milliseconds since the Unix epoch (for file headers and listings only).
 pub fn unix_ms() -> u64 {
@@ -141,6 +141,7 @@ enum Ending {
 pub(super) fn spawn(
     id: MatchId,
     game: GameConfig,
+    rules: Arc<dyn Game>,
     seed: u64,
     path: PathBuf,
     log: LogConfig,
@@ -160,7 +161,8 @@ pub(super) fn spawn(
         tick_rate_hz: config.tick_rate_hz,
         game: game.clone(),
     };
-    let sim = Sim::new(&setup)?;
+    let max_players = rules.max_players();
+    let sim = Sim::new(&setup, rules)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| LogError::Io {
             op: "creating",
@@ -173,7 +175,6 @@ pub(super) fn spawn(
     let writer = LogWriter::create(&path, &header, log)?;
     let (inbox_tx, inbox_rx) = mpsc::channel(config.match_inbox);
     let (control_tx, control_rx) = mpsc::channel(256);
-    let max_players = game.max_players();
     let shared = Arc::new(MatchShared {
         id,
         tick_rate_hz: config.tick_rate_hz,

@@ -506,36 +506,25 @@ async fn create_match(req: Request<Incoming>, conn: &Conn, state: &AppState) -> 
     };
     let name = body
         .game
-        .unwrap_or_else(|| state.config.default_game.game_name().to_string());
-    let game = match (GameConfig::default_for(&name), body.config) {
-        (None, _) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "unknown_game",
-                format!("unknown game {name:?}: use arena or drift"),
-            );
-        }
-        (Some(default), None) => default,
-        (Some(_), Some(overrides)) => {
-            match serde_json::from_value::<GameConfig>(json!({ name.clone(): overrides })) {
-                Ok(game) => game,
-                Err(e) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        "bad_config",
-                        format!("config is not valid {name} settings: {e}"),
-                    );
-                }
-            }
-        }
-    };
-    if let Err(e) = game.validate() {
+        .unwrap_or_else(|| state.config.default_game.clone());
+    let games = state.registry.games();
+    let Some(factory) = games.get(&name) else {
         return error(
             StatusCode::BAD_REQUEST,
-            "bad_config",
-            format!("{name} settings: {e}"),
+            "unknown_game",
+            format!(
+                "unknown game {name:?}: use {}",
+                games.names().collect::<Vec<_>>().join(" or ")
+            ),
         );
-    }
+    };
+    let game = match body.config {
+        None => factory.default_config(),
+        Some(overrides) => match factory.config_from_json(overrides) {
+            Ok(game) => game,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_config", e),
+        },
+    };
     let creator = Creator {
         subject,
         address: conn.permit.ip(),
@@ -794,8 +783,11 @@ async fn seek_replay(id: &str, tick: Option<&str>, state: &AppState) -> Response
         return no_replay(id);
     }
     let scans = state.scans.clone();
-    match tokio::task::spawn_blocking(move || crate::log::replay::seek_cached(&path, tick, &scans))
-        .await
+    let registry = state.registry.clone();
+    match tokio::task::spawn_blocking(move || {
+        crate::log::replay::seek_cached(&path, tick, &scans, registry.games())
+    })
+    .await
     {
         Ok(Ok(world)) => json_response(StatusCode::OK, &world),
         Ok(Err(crate::log::replay::SeekError::PastTheEnd { last, wanted, .. })) => error(

@@ -33,6 +33,7 @@ use crate::config::ServerConfig;
 use crate::log::ScanCache;
 use crate::matches::Registry;
 use crate::metrics::Metrics;
+use crate::sim::Games;
 pub(crate) use limits::ConnPermit;
 use limits::{AcceptBackoff, ConnLimits, FileLimit, Lowered};
 
@@ -82,11 +83,24 @@ pub struct Server {
 impl Server {
     /// Bind the listener and set up the registry. Replay files of earlier runs that were not
     /// closed cleanly are recovered first.
-    pub async fn bind(
+    pub async fn bind(config: ServerConfig, shutdown: CancellationToken) -> anyhow::Result<Server> {
+        Server::bind_with(config, crate::game::builtin(), shutdown).await
+    }
+
+    /// [`Server::bind`] with these games instead of the reference ones.
+    pub async fn bind_with(
         mut config: ServerConfig,
+        games: Games,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Server> {
         use anyhow::Context;
+        if games.get(&config.default_game).is_none() {
+            anyhow::bail!(
+                "--game: this server has no game called {:?}; it has {}",
+                config.default_game,
+                games.names().collect::<Vec<_>>().join(", ")
+            );
+        }
         let files = FileLimit::raise();
         let lowered = match files {
             Some(limit) => limits::fit_to_files(&mut config, limit),
@@ -112,6 +126,7 @@ impl Server {
         let tasks = TaskTracker::new();
         let registry = Arc::new(Registry::new(
             config.clone(),
+            Arc::new(games),
             metrics.clone(),
             shutdown.clone(),
             tasks.clone(),

@@ -9,7 +9,9 @@
 //! A bevy `Entity` never leaves this module's world: everything outside speaks
 //! [`EntityId`], a stable id allocated in event order.
 
+pub mod game;
 pub mod hash;
+pub mod join;
 mod registry;
 pub mod world;
 
@@ -23,6 +25,7 @@ use tickforge_protocol::{
     Snapshot, StateHash, Tick,
 };
 
+pub use game::{Game, GameDef, GameFactory, GameSettings, GameSetup, Games};
 pub use hash::StateHasher;
 pub use registry::SimComponent;
 use registry::{Entry, Registered};
@@ -30,8 +33,6 @@ use world::{
     Clock, Despawned, GameHandle, IdIndex, MatchInfo, MatchRng, NextEntityId, PendingEvents,
     PlayerIndex, PlayerInfo,
 };
-
-use crate::game::{self, Game};
 
 /// What a match is made from: the same setup always gives the same match.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,10 +121,9 @@ pub enum SimError {
     #[error("snapshot of match {found} cannot be restored into match {expected}")]
     WrongMatch { expected: MatchId, found: MatchId },
     #[error("snapshot entity {entity} has a component no registered type accepts: {component}")]
-    UnknownComponent {
-        entity: EntityId,
-        component: &'static str,
-    },
+    UnknownComponent { entity: EntityId, component: String },
+    #[error("no game called {game:?} is known here (known: {known})")]
+    UnknownGame { game: String, known: String },
 }
 
 /// The label of every match's fixed-step schedule.
@@ -153,46 +153,6 @@ impl std::fmt::Debug for Sim {
     }
 }
 
-/// What a game registers while a [`Sim`] is built.
-pub struct GameSetup<'a> {
-    world: &'a mut World,
-    schedule: &'a mut Schedule,
-    components: &'a mut Vec<Box<dyn Registered>>,
-}
-
-impl std::fmt::Debug for GameSetup<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GameSetup").finish_non_exhaustive()
-    }
-}
-
-impl GameSetup<'_> {
-    /// Register a state component (hashed, snapshotted, and diffed if public).
-    /// Registration order is part of the rules: it orders hash parts and snapshot values.
-    pub fn component<C: SimComponent>(&mut self) -> &mut Self {
-        let entry = Entry::<C>::new(self.world);
-        self.components.push(Box::new(entry));
-        self
-    }
-
-    /// Add systems to the fixed-step schedule. Systems that emit events must be ordered
-    /// (`.chain()`): ambiguity detection is an error.
-    pub fn systems<M>(
-        &mut self,
-        systems: impl IntoScheduleConfigs<ScheduleSystem, M>,
-    ) -> &mut Self {
-        self.schedule.add_systems(systems);
-        self
-    }
-
-    /// The world, to insert the game's resources and the match entity's components.
-    pub fn world(&mut self) -> &mut World {
-        self.world
-    }
-}
-
-use bevy_ecs::system::ScheduleSystem;
-
 /// Apply the events systems have emitted so far. Games put this between systems whose later
 /// members must see the earlier ones' facts (a player killed by a projectile cannot then pick
 /// up health in the same tick); [`Sim::step`] also runs it last.
@@ -208,30 +168,18 @@ pub fn apply_pending_events(world: &mut World) {
     }
 }
 
-/// The one place a fact changes the world: engine bookkeeping, then the game's own apply.
+/// The one place a fact changes the world: joins and leaves are the engine's (with the game's
+/// hooks), everything else the game's.
 fn apply_kind(world: &mut World, game: &dyn Game, kind: &EventKind) {
     match kind {
         EventKind::PlayerJoined {
             player,
             entity,
             name,
-        } => {
-            world::spawn_with_id(world, *entity).insert(PlayerInfo {
-                player: *player,
-                name: name.clone(),
-            });
-            world
-                .resource_mut::<PlayerIndex>()
-                .0
-                .insert(*player, *entity);
-        }
-        EventKind::PlayerLeft { player, entity } => {
-            world.resource_mut::<PlayerIndex>().0.remove(player);
-            world::despawn_by_id(world, *entity);
-        }
-        _ => {}
+        } => join::joined(world, game, *player, *entity, name),
+        EventKind::PlayerLeft { player, entity } => join::left(world, game, *player, *entity),
+        _ => game.apply(world, kind),
     }
-    game.apply(world, kind);
 }
 
 impl SimComponent for PlayerInfo {
@@ -252,12 +200,18 @@ impl SimComponent for PlayerInfo {
             _ => None,
         }
     }
+    fn hash(&self, h: &mut StateHasher) {
+        h.u8(1);
+        h.u32(self.player.0);
+        h.str(&self.name);
+    }
 }
 
 impl Sim {
-    /// A fresh match at tick 0: no players, the game's match entity, the RNG at its seed.
-    pub fn new(setup: &MatchSetup) -> Result<Sim, SimError> {
-        let mut sim = Sim::empty(setup)?;
+    /// A fresh match at tick 0 of `game`'s rules: no players, the game's match entity, the RNG
+    /// at its seed. (A catalogue builds the game from the setup: [`Games::sim`].)
+    pub fn new(setup: &MatchSetup, game: Arc<dyn Game>) -> Result<Sim, SimError> {
+        let mut sim = Sim::empty(setup, game)?;
         let game = sim.game.clone();
         game.init_match(&mut sim.world);
         sim.world.clear_trackers();
@@ -266,14 +220,18 @@ impl Sim {
 
     /// Restore a simulation from a full snapshot; continuing it gives the same hashes as the
     /// run it was taken from.
-    pub fn restore(setup: &MatchSetup, snapshot: &SimSnapshot) -> Result<Sim, SimError> {
+    pub fn restore(
+        setup: &MatchSetup,
+        snapshot: &SimSnapshot,
+        game: Arc<dyn Game>,
+    ) -> Result<Sim, SimError> {
         if snapshot.match_id != setup.match_id {
             return Err(SimError::WrongMatch {
                 expected: setup.match_id,
                 found: snapshot.match_id,
             });
         }
-        let mut sim = Sim::empty(setup)?;
+        let mut sim = Sim::empty(setup, game)?;
         sim.world.resource_mut::<Clock>().now = snapshot.tick.next();
         sim.world
             .resource_mut::<MatchRng>()
@@ -288,7 +246,7 @@ impl Sim {
                 if !sim.components.iter().any(|c| c.insert(&mut entity, value)) {
                     return Err(SimError::UnknownComponent {
                         entity: state.id,
-                        component: value.name(),
+                        component: value.name().to_string(),
                     });
                 }
             }
@@ -304,9 +262,8 @@ impl Sim {
         Ok(sim)
     }
 
-    fn empty(setup: &MatchSetup) -> Result<Sim, SimError> {
+    fn empty(setup: &MatchSetup, game: Arc<dyn Game>) -> Result<Sim, SimError> {
         setup.validate()?;
-        let game = game::instantiate(&setup.game);
         let mut world = World::new();
         world.insert_resource(Clock { now: Tick(1) });
         world.insert_resource(MatchInfo {
@@ -388,14 +345,19 @@ impl Sim {
         world::player_entity(&self.world, player)
     }
 
-    /// Ask the game whether a command becomes events. Pure: the world is not touched.
+    /// Decide whether a command becomes events: `Join` and `Leave` by the engine, everything
+    /// else by the game. Pure: the world is not touched.
     pub fn decide(
         &self,
         player: PlayerId,
         id: CommandId,
         command: &Command,
     ) -> Result<Vec<EventKind>, Rejection> {
-        self.game.decide(&self.world, player, id, command)
+        match command {
+            Command::Join { name } => join::decide_join(&self.world, &*self.game, player, name),
+            Command::Leave => join::decide_leave(&self.world, player),
+            other => self.game.decide(&self.world, player, id, other),
+        }
     }
 
     /// Apply one sequenced event: the only way a decided fact changes the world.

@@ -19,6 +19,15 @@ pub trait SimComponent: Component + Clone + Send + Sync + 'static {
     const PUBLIC: bool;
     fn to_value(&self) -> ComponentValue;
     fn from_value(value: &ComponentValue) -> Option<Self>;
+
+    /// Write the value's canonical bytes for the state hash. They are part of the replay
+    /// format: the same value must always write the same bytes, on any machine. By default:
+    /// the name, then the MessagePack encoding of [`SimComponent::to_value`] (a game's own
+    /// components are `GameValue`s, whose maps encode in key order).
+    fn hash(&self, hasher: &mut StateHasher) {
+        hasher.str(Self::NAME);
+        hasher.bytes(&tickforge_protocol::encode(&self.to_value()).unwrap_or_default());
+    }
 }
 
 /// The type-erased operations the engine needs on one registered component type.
@@ -60,7 +69,7 @@ impl<C: SimComponent> Registered for Entry<C> {
 
     fn hash_part(&mut self, world: &World, hasher: &mut StateHasher) -> u64 {
         self.all.iter(world).fold(0u64, |sum, (id, c)| {
-            sum.wrapping_add(hasher.element(id.0, &c.to_value()))
+            sum.wrapping_add(hasher.element(id.0, |h| c.hash(h)))
         })
     }
 

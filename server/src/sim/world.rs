@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tickforge_protocol::{EntityId, EventKind, MatchId, PlayerId, Tick};
 
-use crate::game::Game;
+use super::Game;
 
 /// The stable id of an entity: what the wire and the log call it.
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
