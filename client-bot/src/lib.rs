@@ -246,6 +246,17 @@ impl Connection {
     /// The next message from the server. A close frame becomes [`ClientError::Closed`] with its
     /// code and reason; an `Error` message is returned like any other (a close follows it).
     pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
+        self.recv_as().await
+    }
+
+    /// The next message of a spectator connection (`/spectate/…`), MessagePack or JSON.
+    pub async fn recv_spectator(
+        &mut self,
+    ) -> Result<tickforge_protocol::SpectatorMessage, ClientError> {
+        self.recv_as().await
+    }
+
+    async fn recv_as<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, ClientError> {
         loop {
             let Some(frame) = self.stream.next().await else {
                 return Err(ClientError::Closed {

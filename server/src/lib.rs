@@ -17,12 +17,17 @@
 //!   Prometheus page.
 //! - [`headless`]: plays a whole match of a reference game in-process with scripted bots; used
 //!   by tests, benches and tools.
+//! - [`cli`]: the `tickforge-server` command line, for the games it is given.
+//!
+//! A game in its own crate is served with `Server::builder().game("tag", Tag).serve(config)`
+//! ([`net::Server::builder`]) or a whole command line, `cli::main(game::builtin().with(…))`.
 //!
 //! It depends on `tickforge-protocol` for every type that crosses a wire or a file.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod game;
 pub mod headless;
@@ -33,3 +38,7 @@ pub mod net;
 pub mod sim;
 
 pub use sim::{CommandInput, MatchSetup, Sim, TickReport};
+
+/// The ECS the engine and every game build on, re-exported so that a game's crate uses the very
+/// version the engine does.
+pub use bevy_ecs;

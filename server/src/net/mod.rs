@@ -80,7 +80,58 @@ pub struct Server {
     state: Arc<AppState>,
 }
 
+/// A server with the games of the caller's choosing:
+///
+/// ```no_run
+/// # use tickforge_server::config::ServerConfig;
+/// # use tickforge_server::net::Server;
+/// # fn with(tag: impl tickforge_server::sim::GameDef) -> anyhow::Result<()> {
+/// Server::builder().game("tag", tag).serve(ServerConfig::default())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ServerBuilder {
+    games: Games,
+}
+
+impl ServerBuilder {
+    /// Also run `game` as `name` (matches of it are created with `{"game": name}`, and
+    /// `--game name` makes it the quick-join game).
+    pub fn game(mut self, name: &str, game: impl crate::sim::GameDef) -> ServerBuilder {
+        self.games = self.games.with(name, game);
+        self
+    }
+
+    /// Run exactly these games (instead of the reference games and those added).
+    pub fn games(mut self, games: Games) -> ServerBuilder {
+        self.games = games;
+        self
+    }
+
+    /// Bind the listener (see [`Server::bind`]); serve with [`Server::run`].
+    pub async fn bind(
+        self,
+        config: ServerConfig,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Server> {
+        Server::bind_with(config, self.games, shutdown).await
+    }
+
+    /// Serve until SIGINT or SIGTERM, as `tickforge-server` does: its own runtime, logging to
+    /// stderr, the banner on stdout, a graceful shutdown.
+    pub fn serve(self, config: ServerConfig) -> anyhow::Result<()> {
+        crate::cli::serve(config, self.games)
+    }
+}
+
 impl Server {
+    /// A server with the reference games, to which more can be added.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            games: crate::game::builtin(),
+        }
+    }
+
     /// Bind the listener and set up the registry. Replay files of earlier runs that were not
     /// closed cleanly are recovered first.
     pub async fn bind(config: ServerConfig, shutdown: CancellationToken) -> anyhow::Result<Server> {
