@@ -134,6 +134,15 @@ pub fn main(games: Games) -> anyhow::Result<()> {
 /// Serve `games` with `config` until SIGINT or SIGTERM: log to stderr, print the banner, then
 /// shut down gracefully.
 pub fn serve(config: ServerConfig, games: Games) -> anyhow::Result<()> {
+    serve_with(config, games, Vec::new())
+}
+
+/// [`serve`], with these sinks in every match beside the built-in ones.
+pub fn serve_with(
+    config: ServerConfig,
+    games: Games,
+    sinks: Vec<crate::matches::SinkFactory>,
+) -> anyhow::Result<()> {
     init_tracing(config.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -142,7 +151,7 @@ pub fn serve(config: ServerConfig, games: Games) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let development = config.auth_secret.is_none();
-        let server = Server::bind_with(config, games, shutdown.clone()).await?;
+        let server = Server::bind_with(config, games, sinks, shutdown.clone()).await?;
         let addr = server.local_addr()?;
         let state = server.state();
         // One write, and an error is not fatal: whoever started the server may have stopped

@@ -188,17 +188,23 @@ fn upcast_header(mut header: ReplayHeader, version: u16) -> ReplayHeader {
 
 /// Append one framed record to `out`. Returns its size in bytes.
 pub fn encode_record(record: &Record, out: &mut Vec<u8>) -> usize {
+    match record {
+        Record::Event(e) => encode_record_of(Record::EVENT, e, out),
+        Record::Rejected(r) => encode_record_of(Record::REJECTED, r, out),
+        Record::TickEnd(t) => encode_record_of(Record::TICK_END, t, out),
+        Record::Snapshot(s) => encode_record_of(Record::SNAPSHOT, s, out),
+        Record::Index(i) => encode_record_of(Record::INDEX, i, out),
+    }
+}
+
+/// Append one framed record of `kind` holding `value` (the record's payload type, by
+/// reference: no copy of it is made). Returns its size in bytes.
+pub fn encode_record_of(kind: u8, value: &impl serde::Serialize, out: &mut Vec<u8>) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_PREFIX_BYTES]);
-    out.push(record.kind());
+    out.push(kind);
     // Records are plain data of known shape and always encode.
-    let _ = match record {
-        Record::Event(e) => encode_into(e, out),
-        Record::Rejected(r) => encode_into(r, out),
-        Record::TickEnd(t) => encode_into(t, out),
-        Record::Snapshot(s) => encode_into(s, out),
-        Record::Index(i) => encode_into(i, out),
-    };
+    let _ = encode_into(value, out);
     let len = (out.len() - start - FRAME_PREFIX_BYTES) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32c::crc32c_append(

@@ -5,8 +5,8 @@
 //! - [`recover`]: acts on a scan: cuts a torn tail back to the last whole tick (keeping a copy
 //!   of the damaged file), refuses corruption followed by valid records unless asked to repair.
 //! - [`reader`]: opens a file for reading: ticks in order, the index, snapshots.
-//! - [`writer`]: a dedicated thread fed by a bounded channel; group commit; fsync policy; the
-//!   last durable tick published on a `watch`.
+//! - [`writer`]: one thread for every file of a server, fed by one bounded channel; rounds of
+//!   group commit with one sync per round; fsync policy; each file's durable tick on a `watch`.
 //! - [`replay`]: re-applies a file's ticks to a [`crate::sim::Sim`] and checks every hash.
 
 pub mod format;
@@ -23,7 +23,10 @@ pub use reader::{ReplayReader, ScanCache, TickRecords};
 pub use recover::{RecoverMode, Recovery};
 pub use replay::{Divergence, Replayer};
 pub use scan::{Damage, Scan};
-pub use writer::{Durability, FsyncPolicy, LogConfig, LogFile, LogWriter, SyncObserver, TickBatch};
+pub use writer::{
+    Durability, FsyncPolicy, LogConfig, LogFile, LogService, LogWriter, ServiceConfig,
+    SyncObserver, TickBatch,
+};
 
 /// Why a log could not be read, recovered or written. Messages name the file and the offset.
 #[derive(Debug, thiserror::Error)]

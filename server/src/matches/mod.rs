@@ -7,6 +7,8 @@
 //! replay file stays watchable and listed under replays.
 //! Each match has exactly one writer of its state and its log: its task ([`task`]).
 
+pub mod core;
+pub mod sinks;
 mod task;
 
 use std::collections::BTreeMap;
@@ -20,17 +22,18 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use std::collections::VecDeque;
 use tickforge_protocol::{
-    CloseCode, CommandId, EntityId, Event, GameConfig, MatchId, PlayerId, Seq, StateHash, Tick,
+    CloseCode, CommandId, EntityId, GameConfig, MatchId, PlayerId, Seq, Tick,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
-use crate::log::{LogConfig, LogError, SyncObserver};
+use crate::log::{LogConfig, LogError, LogService, SyncObserver};
 use crate::metrics::Metrics;
 use crate::sim::Games;
 
+pub use sinks::{SinkFactory, SpectatorTick, TickSink};
 pub use task::unix_ms;
 
 /// Where a match is in its life.
@@ -75,18 +78,6 @@ pub struct LiveMark {
     pub seq: Seq,
     /// True once the match will produce no more ticks (ended, stopped or server shutdown).
     pub finished: bool,
-}
-
-/// One tick as spectators see it.
-#[derive(Debug)]
-pub struct SpectatorTick {
-    pub tick: Tick,
-    /// The last seq before this tick.
-    pub seq_before: Seq,
-    /// The last seq after this tick.
-    pub last_seq: Seq,
-    pub events: Vec<Event>,
-    pub hash: StateHash,
 }
 
 /// State a match task shares with the rest of the server. Only its task writes to it.
@@ -325,16 +316,27 @@ fn release<K: Ord>(counts: &mut BTreeMap<K, usize>, key: &K) {
 pub const MAX_MATCH_ID: u64 = (1 << 53) - 1;
 
 /// Every match of this server: the live ones, and a bounded list of recently finished ones.
-#[derive(Debug)]
 pub struct Registry {
     config: Arc<ServerConfig>,
     games: Arc<Games>,
     metrics: Arc<Metrics>,
+    log: LogService,
+    sinks: Vec<SinkFactory>,
     book: Arc<Book>,
     next_id: AtomicU64,
-    create_lock: Mutex<()>,
+    /// Held while quick-join picks or creates a match, so that joiners spread out.
+    create_lock: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("games", &self.games)
+            .field("sinks", &self.sinks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Registry {
@@ -343,6 +345,8 @@ impl Registry {
     pub fn new(
         config: Arc<ServerConfig>,
         games: Arc<Games>,
+        log: LogService,
+        sinks: Vec<SinkFactory>,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
         tasks: TaskTracker,
@@ -356,9 +360,11 @@ impl Registry {
             config,
             games,
             metrics,
+            log,
+            sinks,
             book: Arc::default(),
             next_id: AtomicU64::new(highest + 1),
-            create_lock: Mutex::new(()),
+            create_lock: tokio::sync::Mutex::new(()),
             shutdown,
             tasks,
         }
@@ -375,7 +381,7 @@ impl Registry {
 
     /// Create and start a match. `creator` (a `POST /matches`) is held to the per-subject and
     /// per-address limits; quick-join's matches have none.
-    pub fn create(
+    pub async fn create(
         &self,
         game: GameConfig,
         seed: Option<u64>,
@@ -401,7 +407,7 @@ impl Registry {
         let created = if id.0 > MAX_MATCH_ID {
             Err(CreateError::IdsExhausted)
         } else {
-            self.start(id, game, seed, creator.clone())
+            self.start(id, game, seed, creator.clone()).await
         };
         if created.is_err()
             && let Some(Creator { subject, address }) = &creator
@@ -435,7 +441,7 @@ impl Registry {
         Ok(())
     }
 
-    fn start(
+    async fn start(
         &self,
         id: MatchId,
         game: GameConfig,
@@ -454,17 +460,23 @@ impl Registry {
         };
         let seed = seed.unwrap_or_else(rand::random);
         let rules = self.games.build(&game)?;
-        let (handle, run) = task::spawn(
+        let plan = task::Plan {
             id,
             game,
             rules,
             seed,
             path,
             log,
+            log_service: self.log.clone(),
+            sinks: self.sinks.clone(),
+        };
+        let (handle, run) = task::prepare(
+            plan,
             self.config.clone(),
             self.metrics.clone(),
             self.shutdown.child_token(),
-        )?;
+        )
+        .await?;
         // Listed before its task runs, so that even a match that ends at once retires cleanly.
         self.book.live.write().insert(
             id,
@@ -519,8 +531,8 @@ impl Registry {
 
     /// A running match with a free player slot, or a new one of the default game. The slot is
     /// reserved until the match processes the join.
-    pub fn quick_join_target(&self) -> Result<MatchHandle, CreateError> {
-        let _guard = self.create_lock.lock();
+    pub async fn quick_join_target(&self) -> Result<MatchHandle, CreateError> {
+        let _guard = self.create_lock.lock().await;
         let open = self
             .book
             .live
@@ -540,7 +552,7 @@ impl Registry {
                     .get(&self.config.default_game)
                     .map(|f| f.default_config())
                     .ok_or_else(|| CreateError::UnknownGame(self.config.default_game.clone()))?;
-                self.create(game, None, None)?
+                self.create(game, None, None).await?
             }
         };
         handle.shared.reserved.fetch_add(1, Ordering::Relaxed);
@@ -569,7 +581,7 @@ impl Registry {
                     handle.shared.reserved.fetch_add(1, Ordering::Relaxed);
                     handle
                 }
-                None => self.quick_join_target().map_err(|e| match e {
+                None => self.quick_join_target().await.map_err(|e| match e {
                     CreateError::TooMany(n) => JoinRefused::TooManyMatches(n),
                     CreateError::ShuttingDown => JoinRefused::ShuttingDown,
                     other => JoinRefused::Rejected(self.config.redact(&other.to_string())),

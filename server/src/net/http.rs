@@ -529,7 +529,7 @@ async fn create_match(req: Request<Incoming>, conn: &Conn, state: &AppState) -> 
         subject,
         address: conn.permit.ip(),
     };
-    match state.registry.create(game, body.seed, Some(creator)) {
+    match state.registry.create(game, body.seed, Some(creator)).await {
         Ok(handle) => json_response(StatusCode::CREATED, &*handle.shared.info.read()),
         Err(e @ CreateError::CreatorLimit { .. }) => {
             error(StatusCode::TOO_MANY_REQUESTS, "too_many_matches", e)

@@ -30,8 +30,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authority;
 use crate::config::ServerConfig;
-use crate::log::ScanCache;
-use crate::matches::Registry;
+use crate::log::{LogService, ScanCache, ServiceConfig};
+use crate::matches::{Registry, SinkFactory};
 use crate::metrics::Metrics;
 use crate::sim::Games;
 pub(crate) use limits::ConnPermit;
@@ -89,9 +89,18 @@ pub struct Server {
 /// Server::builder().game("tag", tag).serve(ServerConfig::default())
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct ServerBuilder {
     games: Games,
+    sinks: Vec<SinkFactory>,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("games", &self.games)
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
 }
 
 impl ServerBuilder {
@@ -108,19 +117,26 @@ impl ServerBuilder {
         self
     }
 
+    /// Also hand every tick of every match to a sink that `make` builds for each match (a
+    /// publisher of the event stream, say).
+    pub fn sink(mut self, make: SinkFactory) -> ServerBuilder {
+        self.sinks.push(make);
+        self
+    }
+
     /// Bind the listener (see [`Server::bind`]); serve with [`Server::run`].
     pub async fn bind(
         self,
         config: ServerConfig,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Server> {
-        Server::bind_with(config, self.games, shutdown).await
+        Server::bind_with(config, self.games, self.sinks, shutdown).await
     }
 
     /// Serve until SIGINT or SIGTERM, as `tickforge-server` does: its own runtime, logging to
     /// stderr, the banner on stdout, a graceful shutdown.
     pub fn serve(self, config: ServerConfig) -> anyhow::Result<()> {
-        crate::cli::serve(config, self.games)
+        crate::cli::serve_with(config, self.games, self.sinks)
     }
 }
 
@@ -129,19 +145,22 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             games: crate::game::builtin(),
+            sinks: Vec::new(),
         }
     }
 
     /// Bind the listener and set up the registry. Replay files of earlier runs that were not
     /// closed cleanly are recovered first.
     pub async fn bind(config: ServerConfig, shutdown: CancellationToken) -> anyhow::Result<Server> {
-        Server::bind_with(config, crate::game::builtin(), shutdown).await
+        Server::bind_with(config, crate::game::builtin(), Vec::new(), shutdown).await
     }
 
-    /// [`Server::bind`] with these games instead of the reference ones.
+    /// [`Server::bind`] with these games instead of the reference ones, and these sinks
+    /// beside the built-in ones in every match.
     pub async fn bind_with(
         mut config: ServerConfig,
         games: Games,
+        sinks: Vec<SinkFactory>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Server> {
         use anyhow::Context;
@@ -175,9 +194,16 @@ impl Server {
         })?;
         let metrics = Metrics::new();
         let tasks = TaskTracker::new();
+        // One writer thread for every match's log: a round (one sync) per tick period.
+        let (log, _writer_thread) = LogService::start(ServiceConfig {
+            round: config.tick_period(),
+            ..ServiceConfig::default()
+        })?;
         let registry = Arc::new(Registry::new(
             config.clone(),
             Arc::new(games),
+            log,
+            sinks,
             metrics.clone(),
             shutdown.clone(),
             tasks.clone(),

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tickforge_protocol::{CloseCode, Event, Seq, SpectatorMessage, StateHash, Tick, encode};
+use tickforge_protocol::{CloseCode, Seq, SpectatorMessage, Tick};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
@@ -20,6 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::AppState;
 use super::session::{Incoming, Liveness, next_frame, write_loop};
 use crate::log::ReplayReader;
+use crate::matches::sinks::encode_spectator;
 use crate::matches::{LiveMark, MatchShared, RingSearch, SessionControl};
 
 /// Where a spectator starts.
@@ -84,11 +85,10 @@ pub struct Source {
     pub path: PathBuf,
 }
 
-/// One tick to send.
+/// One tick to send, encoded: a frame per event (with its seq), then the tick end.
 struct TickOut {
-    tick: Tick,
-    events: Vec<Event>,
-    hash: StateHash,
+    events: Vec<(Seq, Bytes)>,
+    tick_end: Bytes,
 }
 
 /// Run one spectator connection to its end.
@@ -156,14 +156,6 @@ pub(crate) async fn run_spectator<S>(
     state.metrics.spectators.dec();
 }
 
-fn encode_message(message: &SpectatorMessage, json: bool) -> Bytes {
-    if json {
-        Bytes::from(serde_json::to_vec(message).unwrap_or_default())
-    } else {
-        Bytes::from(encode(message).unwrap_or_default())
-    }
-}
-
 /// Ticks read at most per batch: a spectator catching up on a long match holds this many
 /// ticks in memory, not the match.
 const BATCH_TICKS: usize = 64;
@@ -184,11 +176,12 @@ async fn follow(
     state: &AppState,
 ) -> Result<(), (CloseCode, String)> {
     let gone = || (CloseCode::Normal, "the spectator went away".to_string());
+    let send_frame = async |frame: Bytes| -> Result<(), (CloseCode, String)> {
+        out.send(frame).await.map_err(|_| gone())
+    };
     let send = async |message: SpectatorMessage| -> Result<(), (CloseCode, String)> {
         state.metrics.spectator_encodes.inc();
-        out.send(encode_message(&message, params.json))
-            .await
-            .map_err(|_| gone())
+        send_frame(encode_spectator(&message, params.json)).await
     };
     let mut live_rx = source.shared.as_ref().map(|s| s.live.subscribe());
     // A finished match's file no longer changes: its end is read once.
@@ -220,21 +213,17 @@ async fn follow(
         }
         if let Some(mut at) = cursor {
             while at.tick <= visible {
-                let (batch, next) = ticks_from(at, visible, source, state).await?;
+                let (batch, next) = ticks_from(at, visible, source, params.json, state).await?;
                 if batch.is_empty() {
                     break; // Neither in memory nor in the file yet: wait for the writer.
                 }
                 for t in batch {
                     let after = sent_seq;
-                    for event in t.events.into_iter().filter(|e| e.seq > after) {
-                        sent_seq = event.seq;
-                        send(SpectatorMessage::Event(event)).await?;
+                    for (seq, frame) in t.events.into_iter().filter(|(seq, _)| *seq > after) {
+                        sent_seq = seq;
+                        send_frame(frame).await?;
                     }
-                    send(SpectatorMessage::TickEnd {
-                        tick: t.tick,
-                        hash: t.hash,
-                    })
-                    .await?;
+                    send_frame(t.tick_end).await?;
                 }
                 at = next;
                 cursor = Some(at);
@@ -376,8 +365,10 @@ async fn ticks_from(
     from: Cursor,
     to: Tick,
     source: &Source,
+    json: bool,
     state: &AppState,
 ) -> Result<(Vec<TickOut>, Cursor), (CloseCode, String)> {
+    let metrics = state.metrics.clone();
     if let Some(shared) = &source.shared
         && shared.ring_tick(from.tick).is_some()
     {
@@ -387,10 +378,11 @@ async fn ticks_from(
             let Some(t) = shared.ring_tick(tick) else {
                 break;
             };
+            // Encoded once per format, by whichever spectator gets here first.
+            let encoded = t.encoded(json, &state.metrics);
             out.push(TickOut {
-                tick: t.tick,
-                events: t.events.clone(),
-                hash: t.hash,
+                events: encoded.events.clone(),
+                tick_end: encoded.tick_end.clone(),
             });
             tick = tick.next();
         }
@@ -415,11 +407,21 @@ async fn ticks_from(
                 tick: t.tick.next(),
                 offset: Some(t.next_offset),
             };
-            out.push(TickOut {
-                tick: t.tick,
-                events: t.events,
-                hash: t.end.hash,
-            });
+            // Read from the file by this spectator alone: encoded here.
+            metrics.spectator_encodes.inc_by(t.events.len() as u64 + 1);
+            let events = t
+                .events
+                .into_iter()
+                .map(|e| (e.seq, encode_spectator(&SpectatorMessage::Event(e), json)))
+                .collect();
+            let tick_end = encode_spectator(
+                &SpectatorMessage::TickEnd {
+                    tick: t.tick,
+                    hash: t.end.hash,
+                },
+                json,
+            );
+            out.push(TickOut { events, tick_end });
         }
         Ok((out, next))
     })
