@@ -30,13 +30,22 @@ pub struct TestServer {
 impl TestServer {
     /// Start a server with the defaults, changed by `adjust`, on a free port.
     pub async fn start(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        TestServer::start_with(Server::builder(), adjust).await
+    }
+
+    /// [`TestServer::start`] from a builder (with games or sinks of a test's own).
+    pub async fn start_with(
+        builder: tickforge_server::net::ServerBuilder,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = ConfigArgs::default().resolve().expect("defaults are valid");
         config.listen = "127.0.0.1:0".parse().expect("address");
         config.data_dir = dir.path().to_path_buf();
         adjust(&mut config);
         let shutdown = CancellationToken::new();
-        let server = Server::bind(config, shutdown.clone())
+        let server = builder
+            .bind(config, shutdown.clone())
             .await
             .expect("the server binds");
         let url = format!("ws://{}", server.local_addr().expect("bound"));
