@@ -27,10 +27,10 @@ pub enum Command {
     Drift { entity: EntityId, dx: i32, dy: i32 },
     /// A command of a game this crate does not name, `{kind: value}` on the wire.
     #[serde(untagged, deserialize_with = "other_command")]
-    Game(GameValue),
+    Game(Box<GameValue>),
 }
 
-fn other_command<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GameValue, D::Error> {
+fn other_command<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<GameValue>, D::Error> {
     crate::game_value::other_than(d, &["join", "leave", "move", "fire", "drift"])
 }
 

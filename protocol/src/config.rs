@@ -15,10 +15,10 @@ pub enum GameConfig {
     Drift(DriftConfig),
     /// The settings of a game this crate does not name; the game checks them.
     #[serde(untagged, deserialize_with = "other_game")]
-    Game(GameValue),
+    Game(Box<GameValue>),
 }
 
-fn other_game<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GameValue, D::Error> {
+fn other_game<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<GameValue>, D::Error> {
     crate::game_value::other_than(d, &["arena", "drift"])
 }
 

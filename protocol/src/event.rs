@@ -110,10 +110,10 @@ pub enum EventKind {
     },
     /// An event of a game this crate does not name, `{kind: value}` on the wire.
     #[serde(untagged, deserialize_with = "other_event")]
-    Game(GameValue),
+    Game(Box<GameValue>),
 }
 
-fn other_event<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GameValue, D::Error> {
+fn other_event<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<GameValue>, D::Error> {
     crate::game_value::other_than(d, EventKind::NAMES)
 }
 

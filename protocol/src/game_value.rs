@@ -126,7 +126,7 @@ impl<'de> Deserialize<'de> for GameValue {
 pub(crate) fn other_than<'de, D: Deserializer<'de>>(
     deserializer: D,
     named: &[&str],
-) -> Result<GameValue, D::Error> {
+) -> Result<Box<GameValue>, D::Error> {
     let value = GameValue::deserialize(deserializer)?;
     if named.contains(&value.kind.as_str()) {
         return Err(de::Error::custom(format!(
@@ -134,7 +134,7 @@ pub(crate) fn other_than<'de, D: Deserializer<'de>>(
             value.value, value.kind
         )));
     }
-    Ok(value)
+    Ok(Box::new(value))
 }
 
 #[cfg(test)]

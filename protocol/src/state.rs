@@ -59,10 +59,10 @@ pub enum ComponentValue {
     PickupTimer { next_at: Tick },
     /// A component of a game this crate does not name, `{name: value}` on the wire.
     #[serde(untagged, deserialize_with = "other_component")]
-    Game(GameValue),
+    Game(Box<GameValue>),
 }
 
-fn other_component<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GameValue, D::Error> {
+fn other_component<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<GameValue>, D::Error> {
     crate::game_value::other_than(
         d,
         &[

@@ -485,3 +485,23 @@ proptest! {
         let _ = decode::<ClientMessage>(&bytes);
     }
 }
+
+/// A server keeps hundreds of ticks of events per match (the spectator ring, the resume
+/// window) and queues commands by the thousand, so the enums stay as narrow as their built-in
+/// variants: a game's own value is boxed, not inline.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn values_kept_by_the_thousand_stay_narrow() {
+    use std::mem::size_of;
+    assert!(size_of::<Event>() <= 72, "Event: {}", size_of::<Event>());
+    assert!(
+        size_of::<Command>() <= 24,
+        "Command: {}",
+        size_of::<Command>()
+    );
+    assert!(
+        size_of::<ComponentValue>() <= 32,
+        "ComponentValue: {}",
+        size_of::<ComponentValue>()
+    );
+}

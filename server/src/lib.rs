@@ -9,9 +9,12 @@
 //!   (benchmark), written against the seam like any other game, and [`game::builtin`], the
 //!   catalogue of the two.
 //! - [`log`]: the event log, which is the replay file: format, scan and recovery, reader,
-//!   the writer thread with group commit, and re-simulation of a file.
-//! - [`matches`]: the registry of a server's matches, and one task per match that owns its
-//!   simulation.
+//!   the one writer thread every match shares (group commit, one sync per round), and
+//!   re-simulation of a file.
+//! - [`matches`]: the registry of a server's matches; the match core ([`matches::core`]), a
+//!   match's decisions with no I/O, one `TickOutput` per tick; the sinks that own a tick's I/O
+//!   ([`matches::sinks`]: log, player fan-out, spectators, metrics, and any [`matches::TickSink`]
+//!   a server is built with); and one task per match, a thin loop from timer to sinks.
 //! - [`net`]: HTTP and WebSocket on one port: endpoints, player sessions, spectators, limits.
 //! - [`auth`]: HMAC-signed tokens. [`config`]: settings, each with its range. [`metrics`]: the
 //!   Prometheus page.

@@ -114,12 +114,12 @@ pub struct RunnerTagged {
     pub target: EntityId,
 }
 
-fn game_value(kind: &str, value: &impl Serialize) -> GameValue {
+fn game_value(kind: &str, value: &impl Serialize) -> Box<GameValue> {
     // Plain structs of integers always serialize.
-    GameValue::new(kind, value).unwrap_or_else(|_| GameValue {
+    Box::new(GameValue::new(kind, value).unwrap_or_else(|_| GameValue {
         kind: kind.to_string(),
         value: serde_json::Value::Null,
-    })
+    }))
 }
 
 /// Where a runner is, in mm.

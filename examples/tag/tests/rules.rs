@@ -13,7 +13,9 @@ fn setup(settings: TagSettings) -> MatchSetup {
         match_id: MatchId(1),
         seed: 1,
         tick_rate_hz: 60,
-        game: GameConfig::Game(GameValue::new(NAME, &settings).expect("settings encode")),
+        game: GameConfig::Game(Box::new(
+            GameValue::new(NAME, &settings).expect("settings encode"),
+        )),
     }
 }
 

@@ -166,19 +166,24 @@ pub struct TickBatch {
     pub rejections: Vec<RejectedCommand>,
     pub hash: StateHash,
     pub parts: Vec<u64>,
-    pub snapshot: Option<SimSnapshot>,
+    /// Boxed: one tick in `snapshot_every_ticks` has one, and batches live on in the
+    /// spectator ring.
+    pub snapshot: Option<Box<SimSnapshot>>,
 }
 
 impl TickBatch {
     /// The batch of a simulated tick (the events are moved out of the report).
     pub fn from_report(report: crate::sim::TickReport, snapshot: Option<SimSnapshot>) -> TickBatch {
+        let mut events = report.events;
+        // Batches live on in the spectator ring: no spare capacity for 600 ticks.
+        events.shrink_to_fit();
         TickBatch {
             tick: report.tick,
-            events: report.events,
+            events,
             rejections: report.rejections,
             hash: report.hash,
             parts: report.parts,
-            snapshot,
+            snapshot: snapshot.map(Box::new),
         }
     }
 }
@@ -224,21 +229,11 @@ impl Default for ServiceConfig {
 /// std one (a blocking caller, which may be inside a runtime).
 type Reply = Box<dyn FnOnce(Result<Opened, LogError>) + Send>;
 
+/// What the writer thread is asked. The rare messages are boxed, so that the channel's slots
+/// (allocated up front, `capacity` of them) stay the size of a `Tick`.
 enum Msg {
-    Create {
-        path: PathBuf,
-        header: Box<ReplayHeader>,
-        config: LogConfig,
-        reply: Reply,
-    },
-    Adopt {
-        file: Box<dyn LogFile>,
-        name: PathBuf,
-        offset: u64,
-        index: ReplayIndex,
-        config: LogConfig,
-        reply: Reply,
-    },
+    Create(Box<Create>),
+    Adopt(Box<Adopt>),
     Tick {
         id: u64,
         batch: Arc<TickBatch>,
@@ -247,6 +242,24 @@ enum Msg {
         id: u64,
         reply: mpsc::SyncSender<Result<ReplayIndex, LogError>>,
     },
+}
+
+/// Create a new file and write its header.
+struct Create {
+    path: PathBuf,
+    header: ReplayHeader,
+    config: LogConfig,
+    reply: Reply,
+}
+
+/// Take over a file already open (recovered, or opened to append).
+struct Adopt {
+    file: Box<dyn LogFile>,
+    name: PathBuf,
+    offset: u64,
+    index: ReplayIndex,
+    config: LogConfig,
+    reply: Reply,
 }
 
 /// What a file's writer needs from the thread.
@@ -291,14 +304,14 @@ impl LogService {
         config: LogConfig,
     ) -> Result<LogWriter, LogError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.send(Msg::Create {
+        self.send(Msg::Create(Box::new(Create {
             path: path.to_path_buf(),
-            header: Box::new(header.clone()),
+            header: header.clone(),
             config: config.clone(),
             reply: Box::new(move |opened| {
                 let _ = reply.send(opened);
             }),
-        })?;
+        })))?;
         let opened = answer.await.map_err(|_| gone())??;
         Ok(self.writer(opened, config, None))
     }
@@ -311,14 +324,14 @@ impl LogService {
         config: LogConfig,
     ) -> Result<LogWriter, LogError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.send(Msg::Create {
+        self.send(Msg::Create(Box::new(Create {
             path: path.to_path_buf(),
-            header: Box::new(header.clone()),
+            header: header.clone(),
             config: config.clone(),
             reply: Box::new(move |opened| {
                 let _ = reply.send(opened);
             }),
-        })?;
+        })))?;
         let opened = answer.recv().map_err(|_| gone())??;
         Ok(self.writer(opened, config, None))
     }
@@ -334,7 +347,7 @@ impl LogService {
         config: LogConfig,
     ) -> Result<LogWriter, LogError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.send(Msg::Adopt {
+        self.send(Msg::Adopt(Box::new(Adopt {
             file,
             name,
             offset,
@@ -343,7 +356,7 @@ impl LogService {
             reply: Box::new(move |opened| {
                 let _ = reply.send(opened);
             }),
-        })?;
+        })))?;
         let opened = answer.recv().map_err(|_| gone())??;
         Ok(self.writer(opened, config, None))
     }
@@ -387,8 +400,8 @@ pub struct LogWriter {
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Msg::Create { .. } => "Create",
-            Msg::Adopt { .. } => "Adopt",
+            Msg::Create(_) => "Create",
+            Msg::Adopt(_) => "Adopt",
             Msg::Tick { .. } => "Tick",
             Msg::Close { .. } => "Close",
         })
@@ -746,25 +759,27 @@ impl Round {
 
     fn take(&mut self, msg: Msg) {
         match msg {
-            Msg::Create {
-                path,
-                header,
-                config,
-                reply,
-            } => {
+            Msg::Create(create) => {
+                let Create {
+                    path,
+                    header,
+                    config,
+                    reply,
+                } = *create;
                 let opened = create_file(&path, &header).map(|(file, offset)| {
                     self.open(Box::new(file), path, offset, ReplayIndex::default(), config)
                 });
                 reply(opened);
             }
-            Msg::Adopt {
-                file,
-                name,
-                offset,
-                index,
-                config,
-                reply,
-            } => {
+            Msg::Adopt(adopt) => {
+                let Adopt {
+                    file,
+                    name,
+                    offset,
+                    index,
+                    config,
+                    reply,
+                } = *adopt;
                 reply(Ok(self.open(file, name, offset, index, config)));
             }
             Msg::Tick { id, batch } => {
@@ -1062,4 +1077,25 @@ fn sync_filesystem(file: &dyn LogFile) -> std::io::Result<()> {
     }
     let _ = file;
     Err(std::io::Error::other("no filesystem sync here"))
+}
+
+/// Every match's batches live on for the spectator ring's window, and the channel's slots are
+/// allocated up front: the sizes are part of the server's memory per match.
+#[cfg(all(test, target_pointer_width = "64"))]
+mod sizes {
+    #[test]
+    fn what_the_ring_and_the_channel_hold_stays_small() {
+        assert!(
+            std::mem::size_of::<super::Msg>() <= 32,
+            "box the rare messages"
+        );
+        assert!(
+            std::mem::size_of::<super::TickBatch>() <= 96,
+            "box what most ticks lack"
+        );
+        assert!(
+            std::mem::size_of::<crate::matches::SpectatorTick>() <= 64,
+            "frames are encoded for few ticks"
+        );
+    }
 }

@@ -236,8 +236,9 @@ pub struct SpectatorTick {
     /// The last seq after this tick.
     pub last_seq: Seq,
     pub records: Arc<crate::log::TickBatch>,
-    msgpack: std::sync::OnceLock<EncodedTick>,
-    json: std::sync::OnceLock<EncodedTick>,
+    // Boxed: most ticks of the ring are never asked for a format, and stay small.
+    msgpack: std::sync::OnceLock<Box<EncodedTick>>,
+    json: std::sync::OnceLock<Box<EncodedTick>>,
 }
 
 /// A tick's spectator frames in one format: one per event (with its seq), then the tick end.
@@ -295,7 +296,7 @@ impl SpectatorTick {
                 json,
             );
             metrics.spectator_encodes.inc_by(events.len() as u64 + 1);
-            EncodedTick { events, tick_end }
+            Box::new(EncodedTick { events, tick_end })
         })
     }
 }

@@ -24,7 +24,7 @@ use tickforge_protocol::{
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::{self, Message, protocol::CloseFrame};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes, protocol::CloseFrame};
 
 use super::AppState;
 use crate::auth::Claims;
@@ -122,12 +122,10 @@ pub(crate) async fn write_loop<S>(
         tokio::time::Instant::now() + config.ping_interval,
         config.ping_interval,
     );
+    // A text frame shares the frame's bytes (encoded once for every spectator), not a copy.
     let to_message = |f: Bytes| {
         if text {
-            match String::from_utf8(f.to_vec()) {
-                Ok(s) => Message::text(s),
-                Err(_) => Message::Binary(f),
-            }
+            Utf8Bytes::try_from(f.clone()).map_or(Message::Binary(f), Message::Text)
         } else {
             Message::Binary(f)
         }

@@ -101,8 +101,9 @@ pub(crate) async fn run_spectator<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sink, mut stream) = ws.split();
-    // A small queue: the cursor waits for room, so a slow spectator only slows itself.
-    let (frames_tx, frames_rx) = mpsc::channel::<Bytes>(8);
+    // A small queue, but room for a whole tick of frames (so that the writer sends a tick in
+    // one write): the cursor waits for room, so a slow spectator only slows itself.
+    let (frames_tx, frames_rx) = mpsc::channel::<Bytes>(SPECTATOR_QUEUE_FRAMES);
     let control = Arc::new(SessionControl::default());
     let liveness = Liveness::new();
     liveness.pong();
@@ -155,6 +156,9 @@ pub(crate) async fn run_spectator<S>(
     }
     state.metrics.spectators.dec();
 }
+
+/// Frames a spectator's queue holds: every frame of a busy tick, a few ticks of a quiet one.
+const SPECTATOR_QUEUE_FRAMES: usize = 64;
 
 /// Ticks read at most per batch: a spectator catching up on a long match holds this many
 /// ticks in memory, not the match.

@@ -156,7 +156,7 @@ struct Defined<D> {
 impl<D: GameDef> Defined<D> {
     fn config(&self, settings: &D::Settings) -> Result<GameConfig, String> {
         GameValue::new(self.name.clone(), settings)
-            .map(GameConfig::Game)
+            .map(|value| GameConfig::Game(Box::new(value)))
             .map_err(|e| e.to_string())
     }
 }
@@ -165,10 +165,10 @@ impl<D: GameDef> GameFactory for Defined<D> {
     fn default_config(&self) -> GameConfig {
         // The defaults of a serde type always serialize.
         self.config(&D::Settings::default()).unwrap_or_else(|_| {
-            GameConfig::Game(GameValue {
+            GameConfig::Game(Box::new(GameValue {
                 kind: self.name.clone(),
                 value: serde_json::Value::Null,
-            })
+            }))
         })
     }
 
