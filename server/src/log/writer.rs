@@ -304,14 +304,9 @@ impl LogService {
         config: LogConfig,
     ) -> Result<LogWriter, LogError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.send(Msg::Create(Box::new(Create {
-            path: path.to_path_buf(),
-            header: header.clone(),
-            config: config.clone(),
-            reply: Box::new(move |opened| {
-                let _ = reply.send(opened);
-            }),
-        })))?;
+        self.send_create(path, header, &config, move |opened| {
+            let _ = reply.send(opened);
+        })?;
         let opened = answer.await.map_err(|_| gone())??;
         Ok(self.writer(opened, config, None))
     }
@@ -324,14 +319,9 @@ impl LogService {
         config: LogConfig,
     ) -> Result<LogWriter, LogError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.send(Msg::Create(Box::new(Create {
-            path: path.to_path_buf(),
-            header: header.clone(),
-            config: config.clone(),
-            reply: Box::new(move |opened| {
-                let _ = reply.send(opened);
-            }),
-        })))?;
+        self.send_create(path, header, &config, move |opened| {
+            let _ = reply.send(opened);
+        })?;
         let opened = answer.recv().map_err(|_| gone())??;
         Ok(self.writer(opened, config, None))
     }
@@ -363,6 +353,22 @@ impl LogService {
 
     fn send(&self, msg: Msg) -> Result<(), LogError> {
         self.tx.send(msg).map_err(|_| gone())
+    }
+
+    /// Ask the writer thread to create a file; `reply` gets what it opened.
+    fn send_create(
+        &self,
+        path: &Path,
+        header: &ReplayHeader,
+        config: &LogConfig,
+        reply: impl FnOnce(Result<Opened, LogError>) + Send + 'static,
+    ) -> Result<(), LogError> {
+        self.send(Msg::Create(Box::new(Create {
+            path: path.to_path_buf(),
+            header: header.clone(),
+            config: config.clone(),
+            reply: Box::new(reply),
+        })))
     }
 
     fn writer(&self, opened: Opened, config: LogConfig, own: Option<JoinHandle<()>>) -> LogWriter {
