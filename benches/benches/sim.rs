@@ -4,11 +4,19 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use std::hint::black_box;
 use tickforge_benches::{arena_inputs, arena_with, drift_inputs, drift_with};
 use tickforge_protocol::{
-    Cause, CommandId, EntityId, EventKind, GameConfig, MatchId, PlayerId, ServerMessage,
-    encode_into,
+    Cause, CommandId, EntityId, EventKind, GameConfig, MatchId, PlayerId, compact::World,
 };
 use tickforge_server::headless::{self, HeadlessMatch};
 use tickforge_server::sim::MatchSetup;
+
+/// The world a match's tick frames are encoded against, as of now.
+fn wire_of(sim: &mut tickforge_server::sim::Sim) -> World {
+    let table = tickforge_protocol::ComponentTable::new(sim.public_components()).expect("a table");
+    let mut wire = World::new(table);
+    wire.apply_snapshot(&sim.client_snapshot())
+        .expect("a snapshot");
+    wire
+}
 
 /// `apply` of one decided event (a steer) to a 64-player arena.
 fn apply(c: &mut Criterion) {
@@ -42,6 +50,7 @@ fn arena_tick(c: &mut Criterion) {
     let mut group = c.benchmark_group("arena_tick");
     for players in [8u32, 64, 512] {
         let mut sim = arena_with(players);
+        let mut wire = wire_of(&mut sim);
         let mut tick = 0u32;
         let mut buf = Vec::with_capacity(64 * 1024);
         group.throughput(Throughput::Elements(u64::from(players)));
@@ -52,7 +61,7 @@ fn arena_tick(c: &mut Criterion) {
                 let report = sim.run_tick(inputs);
                 let delta = sim.take_delta();
                 buf.clear();
-                encode_into(&ServerMessage::Delta(delta), &mut buf).expect("encodes");
+                wire.encode_delta(&delta, &mut buf).expect("encodes");
                 black_box((report.hash, buf.len()))
             })
         });
@@ -73,6 +82,7 @@ fn drift_tick(c: &mut Criterion) {
     let mut group = c.benchmark_group("drift_tick");
     for players in [8u32, 1000] {
         let mut sim = drift_with(players);
+        let mut wire = wire_of(&mut sim);
         let mut tick = 0u32;
         let mut buf = Vec::with_capacity(64 * 1024);
         group.throughput(Throughput::Elements(u64::from(players)));
@@ -83,7 +93,7 @@ fn drift_tick(c: &mut Criterion) {
                 let report = sim.run_tick(inputs);
                 let delta = sim.take_delta();
                 buf.clear();
-                encode_into(&ServerMessage::Delta(delta), &mut buf).expect("encodes");
+                wire.encode_delta(&delta, &mut buf).expect("encodes");
                 black_box((report.hash, buf.len()))
             })
         });

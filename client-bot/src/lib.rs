@@ -36,9 +36,10 @@ mod mirror;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use tickforge_protocol::compact::ComponentTable;
 use tickforge_protocol::{
-    ClientMessage, Command, CommandId, DecodeLimits, EntityId, MatchId, PROTOCOL_VERSION, PlayerId,
-    ServerMessage, decode_with, encode,
+    ClientMessage, Command, CommandId, DecodeLimits, Delta, EntityId, GameConfig, MatchId,
+    PROTOCOL_VERSION, PlayerId, ServerMessage, decode_server, decode_with, encode,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -47,7 +48,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use http::{create_match, get_json, guest_token};
-pub use mirror::{Gap, Mirror};
+pub use mirror::{Gap, Mirror, MirrorError};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -68,6 +69,17 @@ pub enum ClientError {
     Protocol(String),
     #[error(transparent)]
     Gap(#[from] Gap),
+    #[error("{0}")]
+    Mirror(MirrorError),
+}
+
+impl From<MirrorError> for ClientError {
+    fn from(e: MirrorError) -> Self {
+        match e {
+            MirrorError::Gap(gap) => ClientError::Gap(gap),
+            other => ClientError::Mirror(other),
+        }
+    }
 }
 
 impl ClientError {
@@ -246,17 +258,21 @@ impl Connection {
     /// The next message from the server. A close frame becomes [`ClientError::Closed`] with its
     /// code and reason; an `Error` message is returned like any other (a close follows it).
     pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
-        self.recv_as().await
+        self.recv_as(decode_server).await
     }
 
     /// The next message of a spectator connection (`/spectate/…`), MessagePack or JSON.
     pub async fn recv_spectator(
         &mut self,
     ) -> Result<tickforge_protocol::SpectatorMessage, ClientError> {
-        self.recv_as().await
+        self.recv_as(|bytes| decode_with(bytes, DecodeLimits::TRUSTED))
+            .await
     }
 
-    async fn recv_as<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, ClientError> {
+    async fn recv_as<T: serde::de::DeserializeOwned>(
+        &mut self,
+        binary: impl Fn(&[u8]) -> Result<T, tickforge_protocol::DecodeError>,
+    ) -> Result<T, ClientError> {
         loop {
             let Some(frame) = self.stream.next().await else {
                 return Err(ClientError::Closed {
@@ -267,8 +283,7 @@ impl Connection {
             match frame {
                 Ok(Message::Binary(bytes)) => {
                     self.traffic.received(bytes.len());
-                    return decode_with(&bytes, DecodeLimits::TRUSTED)
-                        .map_err(|e| ClientError::Protocol(e.to_string()));
+                    return binary(&bytes).map_err(|e| ClientError::Protocol(e.to_string()));
                 }
                 Ok(Message::Text(text)) => {
                     self.traffic.received(text.len());
@@ -314,7 +329,11 @@ pub struct Session {
     entity: EntityId,
     resume_token: String,
     tick_rate_hz: u32,
+    game: String,
+    rules: GameConfig,
     mirror: Mirror,
+    /// The delta of the last tick frame applied.
+    last_delta: Option<Delta>,
     next_id: u32,
 }
 
@@ -339,11 +358,19 @@ impl Session {
                 entity,
                 tick_rate_hz,
                 resume_token,
+                game,
+                rules,
+                components,
                 snapshot,
             } => {
-                let mut mirror = Mirror::default();
-                mirror.apply_snapshot(&snapshot);
+                let table = ComponentTable::new(components)
+                    .map_err(|e| ClientError::Protocol(format!("Joined: {e}")))?;
+                let mut mirror = Mirror::new(table);
+                mirror.apply_snapshot(&snapshot)?;
                 Ok(Session {
+                    game,
+                    rules,
+                    last_delta: None,
                     conn: Some(conn),
                     url: url.to_string(),
                     token: token.to_string(),
@@ -381,6 +408,21 @@ impl Session {
 
     pub fn tick_rate_hz(&self) -> u32 {
         self.tick_rate_hz
+    }
+
+    /// The game's name, from `Joined`.
+    pub fn game(&self) -> &str {
+        &self.game
+    }
+
+    /// The match's rules, from `Joined`.
+    pub fn rules(&self) -> &GameConfig {
+        &self.rules
+    }
+
+    /// The delta of the last tick frame [`Session::recv`] applied (none after a snapshot).
+    pub fn last_delta(&self) -> Option<&Delta> {
+        self.last_delta.as_ref()
     }
 
     pub fn resume_token(&self) -> &str {
@@ -447,15 +489,21 @@ impl Session {
             .await
     }
 
-    /// The next message, after applying it to the mirror (snapshots and deltas). A delta that
-    /// skips ticks is a [`ClientError::Gap`]: call [`Session::reconnect`] to resync.
+    /// The next message, after applying it to the mirror (snapshots and tick frames; the
+    /// delta of a tick frame is then [`Session::last_delta`]). A tick frame that skips ticks is
+    /// a [`ClientError::Gap`]: call [`Session::reconnect`] to resync.
     pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
         let message = self.connection()?.recv().await?;
         match &message {
-            ServerMessage::Delta(delta) => {
-                self.mirror.apply_delta(delta)?;
+            ServerMessage::Tick(frame) => {
+                if let Some(delta) = self.mirror.apply_tick(frame)? {
+                    self.last_delta = Some(delta);
+                }
             }
-            ServerMessage::Snapshot(snapshot) => self.mirror.apply_snapshot(snapshot),
+            ServerMessage::Snapshot(snapshot) => {
+                self.mirror.apply_snapshot(snapshot)?;
+                self.last_delta = None;
+            }
             _ => {}
         }
         Ok(message)

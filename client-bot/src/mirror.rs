@@ -1,9 +1,12 @@
-//! A client's copy of the public world, kept from the server's snapshots and deltas.
+//! A client's copy of the public world, kept from the server's snapshots and tick frames.
 
 use std::collections::BTreeMap;
-use tickforge_protocol::{ComponentValue, Delta, EntityId, EntityState, Seq, Snapshot, Tick};
+use tickforge_protocol::compact::{CompactError, ComponentTable, World};
+use tickforge_protocol::{
+    ComponentValue, DecodeError, Delta, EntityId, EntityState, Seq, Snapshot, Tick, TickFrame,
+};
 
-/// A delta that does not follow the last applied tick: something was lost, and the mirror
+/// A tick frame that does not follow the last applied tick: something was lost, and the mirror
 /// must be rebuilt from a snapshot (the client resumes to get one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("gap in the delta stream: expected tick {expected}, got tick {got}")]
@@ -12,16 +15,35 @@ pub struct Gap {
     pub got: Tick,
 }
 
+/// Why a tick frame or a snapshot could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MirrorError {
+    #[error(transparent)]
+    Gap(#[from] Gap),
+    #[error("a tick frame's delta does not decode: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("a snapshot does not fit the component table: {0}")]
+    Table(#[from] CompactError),
+}
+
 /// Entities and their public components, as of `tick`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mirror {
     tick: Tick,
     seq: Seq,
     synced: bool,
-    entities: BTreeMap<EntityId, BTreeMap<String, ComponentValue>>,
+    world: World,
 }
 
 impl Mirror {
+    /// An empty mirror for a match whose component table is `table` (from `Joined`).
+    pub fn new(table: ComponentTable) -> Mirror {
+        Mirror {
+            world: World::new(table),
+            ..Mirror::default()
+        }
+    }
+
     /// The tick the mirror reflects (the end of it).
     pub fn tick(&self) -> Tick {
         self.tick
@@ -37,85 +59,66 @@ impl Mirror {
         self.synced
     }
 
+    /// The world as the tick frames describe it.
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
     /// Replace everything with a snapshot.
-    pub fn apply_snapshot(&mut self, snapshot: &Snapshot) {
-        self.entities = snapshot
-            .entities
-            .iter()
-            .map(|e| {
-                (
-                    e.id,
-                    e.components
-                        .iter()
-                        .map(|c| (c.name().to_string(), c.clone()))
-                        .collect(),
-                )
-            })
-            .collect();
+    pub fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), MirrorError> {
+        self.world.apply_snapshot(snapshot)?;
         self.tick = snapshot.tick;
         self.seq = snapshot.seq;
         self.synced = true;
+        Ok(())
     }
 
-    /// Apply the delta of the tick after the mirror's. A delta for a tick already applied is
-    /// ignored (`Ok(false)`); one that skips ticks is a [`Gap`] and leaves the mirror as it was.
-    pub fn apply_delta(&mut self, delta: &Delta) -> Result<bool, Gap> {
-        if !self.synced || delta.tick > self.tick.next() {
+    /// Apply the tick frame of the tick after the mirror's, returning its delta. A frame of a
+    /// tick already applied (one that follows a snapshot of its own tick) is skipped
+    /// (`Ok(None)`); one that skips ticks is a [`Gap`] and leaves the mirror as it was, as does
+    /// a delta that does not decode.
+    pub fn apply_tick(&mut self, frame: &TickFrame) -> Result<Option<Delta>, MirrorError> {
+        if !self.synced || frame.tick > self.tick.next() {
             return Err(Gap {
                 expected: self.tick.next(),
-                got: delta.tick,
-            });
-        }
-        if delta.tick <= self.tick {
-            return Ok(false);
-        }
-        for entity in &delta.changed {
-            let slot = self.entities.entry(entity.id).or_default();
-            for value in &entity.components {
-                match slot.get_mut(value.name()) {
-                    Some(old) => *old = value.clone(),
-                    None => {
-                        slot.insert(value.name().to_string(), value.clone());
-                    }
-                }
+                got: frame.tick,
             }
+            .into());
         }
-        for id in &delta.removed {
-            self.entities.remove(id);
+        if frame.tick <= self.tick {
+            return Ok(None);
         }
-        self.tick = delta.tick;
-        self.seq = delta.seq;
-        Ok(true)
+        let seq = Seq(self.seq.0.saturating_add(frame.events));
+        let delta = self.world.decode_delta(&frame.delta, frame.tick, seq)?;
+        self.tick = frame.tick;
+        self.seq = seq;
+        Ok(Some(delta))
     }
 
     /// One entity's component value by wire name (`"pos"`, `"hp"`, …).
     pub fn get(&self, entity: EntityId, component: &str) -> Option<&ComponentValue> {
-        self.entities.get(&entity)?.get(component)
+        self.world.get_named(entity, component)
     }
 
     /// The number of entities.
     pub fn len(&self) -> usize {
-        self.entities.len()
+        self.world.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entities.is_empty()
+        self.world.is_empty()
     }
 
-    /// Every entity, in id order, with its components in wire-name order.
-    pub fn entities(&self) -> impl Iterator<Item = (EntityId, &BTreeMap<String, ComponentValue>)> {
-        self.entities.iter().map(|(id, c)| (*id, c))
+    /// Every entity, in id order, with its components by wire name.
+    pub fn entities(&self) -> impl Iterator<Item = (EntityId, BTreeMap<&str, &ComponentValue>)> {
+        self.world
+            .entities()
+            .map(|(id, values)| (id, values.map(|v| (v.name(), v)).collect()))
     }
 
-    /// The mirror as entity states (components sorted by name), for comparing with a
-    /// server-side view.
+    /// The mirror as entity states (components in the table's order, which is the order of the
+    /// server's snapshots), for comparing with a server-side view.
     pub fn to_states(&self) -> Vec<EntityState> {
-        self.entities
-            .iter()
-            .map(|(id, c)| EntityState {
-                id: *id,
-                components: c.values().cloned().collect(),
-            })
-            .collect()
+        self.world.states()
     }
 }

@@ -43,7 +43,7 @@ impl Default for DecodeLimits {
 }
 
 /// Why bytes could not be decoded. Every variant says what was wrong and, where known, where.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("message of {len} bytes exceeds the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },

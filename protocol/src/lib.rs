@@ -12,8 +12,11 @@
 //! - [`game_value`]: the value of a game's own command, event, component or settings, for games
 //!   this crate does not name (each of the enums above has a `Game` variant holding one).
 //! - [`message`]: the client, server and spectator message envelopes and [`PROTOCOL_VERSION`].
+//! - [`compact`]: protocol 2's tick frame (one per player per tick) and its compact delta,
+//!   encoded against a [`World`] the server and every client keep alike.
 //! - [`replay`]: the header and records of the replay file (the match's event log).
-//! - [`codec`]: MessagePack encoding and the only decoder, with its size and nesting limits.
+//! - [`codec`]: MessagePack encoding and the only MessagePack decoder, with its size and nesting
+//!   limits ([`decode_server`] reads a server frame of either kind).
 //!
 //! What it must not depend on: tokio, bevy, any I/O. It is plain data plus a codec, so a
 //! client, a tool or a test can use it without pulling in the engine.
@@ -22,6 +25,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod compact;
 pub mod config;
 pub mod event;
 pub mod game_value;
@@ -32,10 +36,13 @@ pub mod state;
 
 pub use codec::{DecodeError, DecodeLimits, EncodeError, decode, decode_with, encode, encode_into};
 pub use command::{Command, Rejection, Rule};
+pub use compact::{ComponentTable, Duplicate, PlayerPart, Rejected, TickFrame, World};
 pub use config::{ArenaConfig, DriftConfig, GameConfig};
 pub use event::{Cause, EVENT_SCHEMA_VERSION, EndReason, Event, EventKind, RejectedCommand};
 pub use game_value::{GameValue, GameValueError};
 pub use ids::{CommandId, EntityId, MatchId, PlayerId, Seq, Tick};
-pub use message::{ClientMessage, CloseCode, PROTOCOL_VERSION, ServerMessage, SpectatorMessage};
+pub use message::{
+    ClientMessage, CloseCode, PROTOCOL_VERSION, ServerMessage, SpectatorMessage, decode_server,
+};
 pub use replay::{REPLAY_FORMAT_VERSION, Record, ReplayHeader, ReplayIndex, TickEnd};
 pub use state::{ComponentValue, Delta, EntityState, SimSnapshot, Snapshot, StateHash};

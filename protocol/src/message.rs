@@ -2,15 +2,18 @@
 //! spectators. Each is a MessagePack value in one binary WebSocket frame (spectators may ask
 //! for JSON text frames instead).
 
+use crate::codec::{DecodeError, DecodeLimits, decode_with};
 use crate::command::{Command, Rule};
+use crate::compact::{TickFrame, is_tick_frame, read_tick_frame};
+use crate::config::GameConfig;
 use crate::event::{EndReason, Event};
 use crate::ids::{CommandId, EntityId, MatchId, PlayerId, Seq, Tick};
-use crate::state::{Delta, Snapshot, StateHash};
+use crate::state::{Snapshot, StateHash};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version spoken by this build. A client whose `Hello` carries another version
 /// is closed with [`CloseCode::VersionMismatch`] and a reason naming both versions.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What a client sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,13 +49,20 @@ pub enum ServerMessage {
         protocol: u32,
         server: String,
     },
-    /// The player is in: their ids, the token to resume with, and the world as of now.
+    /// The player is in: their ids, the token to resume with, the game and its rules, the
+    /// component table of the tick frames (tag = index), and the world as of now.
     Joined {
         match_id: MatchId,
         player: PlayerId,
         entity: EntityId,
         tick_rate_hz: u32,
         resume_token: String,
+        /// The game's name (`"arena"`, `"drift"`, …).
+        game: String,
+        /// The match's rule settings, public to its players.
+        rules: GameConfig,
+        /// The public components, in tag order.
+        components: Vec<String>,
         snapshot: Snapshot,
     },
     /// A resumed session: the deltas the client missed follow, or a snapshot if too many.
@@ -62,21 +72,18 @@ pub enum ServerMessage {
         entity: EntityId,
         from_seq: Seq,
     },
-    /// The command was accepted in `tick`; `duplicate` if its id had been seen before (it was
-    /// not applied again).
-    Ack {
-        id: CommandId,
-        tick: Tick,
-        duplicate: bool,
-    },
-    /// The command was refused; `rule` says which rule it broke.
+    /// A command refused before it reached the match (over the rate limit, or the match's
+    /// inbox full): `rule` says which. Rules broken in the match come in the tick frame.
     Rejected {
         id: CommandId,
         rule: Rule,
         detail: String,
     },
-    /// What changed in one tick.
-    Delta(Delta),
+    /// One tick: this player's acks, duplicate notices and rejections, and the delta. Sent
+    /// as a tick frame (see [`crate::compact`]), not as MessagePack: decode frames with
+    /// [`decode_server`].
+    #[serde(skip)]
+    Tick(TickFrame),
     /// The whole public world (after a join, or when the client fell too far behind).
     Snapshot(Snapshot),
     MatchEnded {
@@ -93,24 +100,30 @@ pub enum ServerMessage {
     },
 }
 
-/// What the server sends a spectator: the match's event stream, in seq order, with one
-/// `TickEnd` after each tick's events.
+/// Decode one frame from the server: a tick frame or a MessagePack message.
+pub fn decode_server(bytes: &[u8]) -> Result<ServerMessage, DecodeError> {
+    if is_tick_frame(bytes) {
+        return read_tick_frame(bytes).map(ServerMessage::Tick);
+    }
+    decode_with(bytes, DecodeLimits::TRUSTED)
+}
+
+/// What the server sends a spectator: the match's event stream, one frame per tick, in seq
+/// order with no gap and no duplicate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SpectatorMessage {
-    Event(Event),
-    TickEnd {
+    /// One tick: its events (those after the spectator's starting seq, in the first tick) and
+    /// the state hash at its end.
+    Tick {
         tick: Tick,
         hash: StateHash,
+        events: Vec<Event>,
     },
     /// The spectator has caught up with the live match at `seq`; what follows is live.
-    Live {
-        seq: Seq,
-    },
+    Live { seq: Seq },
     /// The match is over and every event has been sent.
-    Ended {
-        last_seq: Seq,
-    },
+    Ended { last_seq: Seq },
 }
 
 /// WebSocket close codes used by the server, each with a fixed meaning. 1000–1011 are the

@@ -163,12 +163,47 @@ pub struct SimSnapshot {
 }
 
 /// A stable, platform-independent hash of a world's state (xxh3-64 over a canonical byte
-/// encoding). Printed as 16 hex digits.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(transparent)]
+/// encoding). Printed as 16 hex digits. An integer in MessagePack; in JSON a string of its
+/// decimal digits, because JavaScript's numbers hold integers only up to 2^53 (a JSON reader
+/// takes either).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StateHash(pub u64);
+
+impl Serialize for StateHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(&self.0)
+        } else {
+            serializer.serialize_u64(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StateHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HashVisitor;
+        impl serde::de::Visitor<'_> for HashVisitor {
+            type Value = StateHash;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a 64-bit unsigned integer, or a string of its decimal digits")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StateHash, E> {
+                Ok(StateHash(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StateHash, E> {
+                u64::try_from(v)
+                    .map(StateHash)
+                    .map_err(|_| E::custom(format!("a negative state hash {v}")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StateHash, E> {
+                v.parse()
+                    .map(StateHash)
+                    .map_err(|_| E::custom(format!("{v:?} is not a decimal state hash")))
+            }
+        }
+        deserializer.deserialize_any(HashVisitor)
+    }
+}
 
 impl fmt::Display for StateHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -2,6 +2,9 @@
 //! checked against the codec: each example's hex must decode as its stated type, re-encode to
 //! the same bytes, and equal its JSON form.
 
+#[allow(dead_code)]
+mod samples;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tickforge_protocol::{
@@ -101,4 +104,43 @@ fn protocol_doc_examples_match_the_codec() {
         }
     }
     println!("{} PROTOCOL.md examples checked", examples.len());
+}
+
+/// The tick frames of section 18, `#### Tick frame: NAME` with a hex block each, are the sample
+/// frames the encoder writes (and which tests/compact.rs decodes).
+#[test]
+fn protocol_doc_tick_frames_are_the_encoders() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md");
+    let doc = std::fs::read_to_string(path).expect("docs/PROTOCOL.md should exist");
+    let mut documented = Vec::new();
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line.strip_prefix("#### Tick frame: ") else {
+            continue;
+        };
+        let hex: String = lines
+            .by_ref()
+            .skip_while(|l| l.trim() != "```hex")
+            .skip(1)
+            .take_while(|l| l.trim() != "```")
+            .collect::<String>()
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .collect();
+        documented.push((name.trim().to_string(), hex));
+    }
+    let frames = samples::sample_frames();
+    assert_eq!(
+        documented.len(),
+        frames.len(),
+        "section 18 should show every sample tick frame"
+    );
+    for ((name, hex), (sample, bytes, _, _)) in documented.iter().zip(&frames) {
+        assert_eq!(name, sample, "the tick frames in sample order");
+        assert_eq!(
+            *hex,
+            hex::encode(bytes),
+            "tick frame {name}: the documented bytes"
+        );
+    }
 }

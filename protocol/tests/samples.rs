@@ -18,7 +18,7 @@ pub fn client_messages() -> Vec<(&'static str, ClientMessage)> {
         (
             "hello",
             ClientMessage::Hello {
-                protocol: 1,
+                protocol: 2,
                 client: "demo".into(),
             },
         ),
@@ -96,18 +96,6 @@ pub fn client_messages() -> Vec<(&'static str, ClientMessage)> {
     ]
 }
 
-pub fn sample_delta() -> Delta {
-    Delta {
-        tick: Tick(121),
-        seq: Seq(40),
-        changed: vec![EntityState {
-            id: EntityId(2),
-            components: vec![ComponentValue::Position { x: 1500, y: -300 }],
-        }],
-        removed: vec![EntityId(9)],
-    }
-}
-
 pub fn all_components() -> Vec<ComponentValue> {
     vec![
         ComponentValue::Player {
@@ -162,7 +150,7 @@ pub fn server_messages() -> Vec<(&'static str, ServerMessage)> {
         (
             "welcome",
             ServerMessage::Welcome {
-                protocol: 1,
+                protocol: 2,
                 server: "tickforge".into(),
             },
         ),
@@ -174,6 +162,9 @@ pub fn server_messages() -> Vec<(&'static str, ServerMessage)> {
                 entity: EntityId(2),
                 tick_rate_hz: 60,
                 resume_token: "tok".into(),
+                game: "drift".into(),
+                rules: GameConfig::Drift(DriftConfig::default()),
+                components: vec!["player".into(), "pos".into(), "input".into()],
                 snapshot: snapshot.clone(),
             },
         ),
@@ -187,22 +178,13 @@ pub fn server_messages() -> Vec<(&'static str, ServerMessage)> {
             },
         ),
         (
-            "ack",
-            ServerMessage::Ack {
-                id: CommandId(3),
-                tick: Tick(120),
-                duplicate: false,
-            },
-        ),
-        (
             "rejected",
             ServerMessage::Rejected {
                 id: CommandId(4),
-                rule: Rule::Cooldown,
-                detail: "cooling down".into(),
+                rule: Rule::RateLimited,
+                detail: "over 120 commands per second".into(),
             },
         ),
-        ("delta", ServerMessage::Delta(sample_delta())),
         ("snapshot", ServerMessage::Snapshot(snapshot)),
         (
             "match_ended",
@@ -298,28 +280,40 @@ pub fn spectator_messages() -> Vec<(&'static str, SpectatorMessage)> {
                 .copied()
                 .find(|n| *n == kind.name())
                 .expect("a kind of the reference games");
-            (name, SpectatorMessage::Event(event(kind)))
+            (
+                name,
+                SpectatorMessage::Tick {
+                    tick: Tick(121),
+                    hash: StateHash(0x0123_4567_89ab_cdef),
+                    events: vec![event(kind)],
+                },
+            )
         })
         .collect();
     out.push((
         "command_event",
-        SpectatorMessage::Event(Event {
-            cause: Cause::Command {
-                player: PlayerId(1),
-                id: CommandId(3),
-            },
-            ..event(EventKind::PlayerSteered {
-                entity: EntityId(2),
-                vx: 50,
-                vy: -20,
-            })
-        }),
-    ));
-    out.push((
-        "tick_end",
-        SpectatorMessage::TickEnd {
+        SpectatorMessage::Tick {
             tick: Tick(121),
             hash: StateHash(0x0123_4567_89ab_cdef),
+            events: vec![Event {
+                cause: Cause::Command {
+                    player: PlayerId(1),
+                    id: CommandId(3),
+                },
+                ..event(EventKind::PlayerSteered {
+                    entity: EntityId(2),
+                    vx: 50,
+                    vy: -20,
+                })
+            }],
+        },
+    ));
+    out.push((
+        "quiet_tick",
+        SpectatorMessage::Tick {
+            tick: Tick(122),
+            hash: StateHash(0xfedc_ba98_7654_3210),
+            events: vec![],
         },
     ));
     out.push(("live", SpectatorMessage::Live { seq: Seq(41) }));
@@ -330,4 +324,140 @@ pub fn spectator_messages() -> Vec<(&'static str, SpectatorMessage)> {
         },
     ));
     out
+}
+
+/// The component table of the tick-frame samples (drift's, and arena's velocity and health).
+pub fn sample_table() -> compact::ComponentTable {
+    compact::ComponentTable::new(["player", "pos", "vel", "hp", "input"]).expect("a table")
+}
+
+/// The world the tick-frame samples start from: two players, entities 2 and 3.
+pub fn sample_start() -> Snapshot {
+    Snapshot {
+        tick: Tick(120),
+        seq: Seq(39),
+        entities: vec![
+            EntityState {
+                id: EntityId(2),
+                components: vec![
+                    ComponentValue::Player {
+                        player: PlayerId(1),
+                        name: "ana".into(),
+                    },
+                    ComponentValue::Position { x: 1000, y: 2000 },
+                    ComponentValue::LastInput {
+                        input: CommandId(7),
+                    },
+                ],
+            },
+            EntityState {
+                id: EntityId(3),
+                components: vec![
+                    ComponentValue::Player {
+                        player: PlayerId(2),
+                        name: "bo".into(),
+                    },
+                    ComponentValue::Position { x: 5000, y: 500 },
+                    ComponentValue::LastInput {
+                        input: CommandId(3),
+                    },
+                ],
+            },
+        ],
+    }
+}
+
+/// Tick frames, each encoded against the world the previous one left (from
+/// [`sample_start`]): name, the player's part, and the delta.
+pub fn tick_frames() -> Vec<(&'static str, compact::PlayerPart, Delta)> {
+    let pos = |x, y| ComponentValue::Position { x, y };
+    let input = |i| ComponentValue::LastInput {
+        input: CommandId(i),
+    };
+    vec![
+        (
+            "quiet",
+            compact::PlayerPart::default(),
+            Delta {
+                tick: Tick(121),
+                seq: Seq(39),
+                changed: vec![],
+                removed: vec![],
+            },
+        ),
+        (
+            "drift",
+            compact::PlayerPart {
+                acks: vec![CommandId(8)],
+                ..Default::default()
+            },
+            Delta {
+                tick: Tick(122),
+                seq: Seq(41),
+                changed: vec![
+                    EntityState {
+                        id: EntityId(2),
+                        components: vec![pos(1005, 1995), input(8)],
+                    },
+                    EntityState {
+                        id: EntityId(3),
+                        components: vec![pos(4880, 620), input(4)],
+                    },
+                ],
+                removed: vec![],
+            },
+        ),
+        (
+            "spawn_and_remove",
+            compact::PlayerPart {
+                acks: vec![CommandId(9), CommandId(10)],
+                duplicates: vec![compact::Duplicate {
+                    id: CommandId(8),
+                    tick: Tick(122),
+                }],
+                rejections: vec![compact::Rejected {
+                    id: CommandId(11),
+                    rule: Rule::SpeedLimit,
+                    detail: "too fast".into(),
+                }],
+            },
+            Delta {
+                tick: Tick(123),
+                seq: Seq(43),
+                changed: vec![EntityState {
+                    id: EntityId(9),
+                    components: vec![
+                        pos(-40, 70),
+                        ComponentValue::Velocity { vx: 400, vy: 0 },
+                        ComponentValue::Health {
+                            hp: 100,
+                            respawn_at: None,
+                        },
+                    ],
+                }],
+                removed: vec![EntityId(3)],
+            },
+        ),
+    ]
+}
+
+/// Encode the sample frames in order, from the sample world.
+pub fn sample_frames() -> Vec<(&'static str, Vec<u8>, compact::PlayerPart, Delta)> {
+    let mut world = compact::World::new(sample_table());
+    world
+        .apply_snapshot(&sample_start())
+        .expect("the start fits");
+    let mut seq = sample_start().seq;
+    tick_frames()
+        .into_iter()
+        .map(|(name, part, delta)| {
+            let mut body = Vec::new();
+            world.encode_delta(&delta, &mut body).expect("encodes");
+            let mut frame = Vec::new();
+            let events = delta.seq.0 - seq.0;
+            seq = delta.seq;
+            compact::write_tick_frame(&mut frame, &part, delta.tick, events, &body);
+            (name, frame, part, delta)
+        })
+        .collect()
 }

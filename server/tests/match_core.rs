@@ -23,7 +23,7 @@ use std::path::Path;
 use bytes::Bytes;
 use tickforge_protocol::{
     ArenaConfig, Command, CommandId, DriftConfig, EntityId, EventKind, GameConfig, MatchId,
-    PlayerId, Seq, ServerMessage, Tick, decode,
+    PlayerId, Seq, ServerMessage, Tick, decode_server,
 };
 use tickforge_server::matches::Inbound;
 use tickforge_server::matches::core::{CoreConfig, Delivered, Ending, MatchCore, TickInput};
@@ -84,7 +84,7 @@ fn new_core(words: &[&str]) -> Harness {
         token_seed: [7; 32],
     };
     Harness {
-        core: MatchCore::new(MatchId(1), sim, config),
+        core: MatchCore::new(MatchId(1), sim, config).expect("the core builds"),
         tokens: BTreeMap::new(),
         delivered: Vec::new(),
     }
@@ -124,21 +124,32 @@ fn inbound(line: &str) -> Inbound {
 
 /// One frame to a client, as a short line.
 fn describe(frame: &Bytes) -> String {
-    match decode::<ServerMessage>(frame) {
-        Ok(ServerMessage::Delta(d)) => format!("delta t{} ({} changed)", d.tick.0, d.changed.len()),
+    match decode_server(frame) {
+        Ok(ServerMessage::Tick(t)) => {
+            // The delta's first varint is its number of changed entities.
+            let changed = t
+                .delta
+                .iter()
+                .take_while(|b| *b & 0x80 != 0)
+                .count()
+                .eq(&0)
+                .then(|| t.delta.first().copied().unwrap_or(0))
+                .map_or("many".to_string(), |n| n.to_string());
+            let mut line = format!("tick t{} ({changed} changed)", t.tick.0);
+            for id in &t.acks {
+                line.push_str(&format!(" ack #{}", id.0));
+            }
+            for d in &t.duplicates {
+                line.push_str(&format!(" dup #{} t{}", d.id.0, d.tick.0));
+            }
+            for r in &t.rejections {
+                line.push_str(&format!(" rejected #{} {}", r.id.0, r.rule.as_str()));
+            }
+            line
+        }
         Ok(ServerMessage::Snapshot(s)) => {
             format!("snapshot t{} ({} entities)", s.tick.0, s.entities.len())
         }
-        Ok(ServerMessage::Ack {
-            id,
-            tick,
-            duplicate,
-        }) => format!(
-            "{} #{} t{}",
-            if duplicate { "dup" } else { "ack" },
-            id.0,
-            tick.0
-        ),
         Ok(ServerMessage::Rejected { id, rule, .. }) => {
             format!("rejected #{} {}", id.0, rule.as_str())
         }
@@ -300,7 +311,7 @@ impl Harness {
                     match &join.result {
                         Ok((seat, joined)) => {
                             if let Ok(ServerMessage::Joined { resume_token, .. }) =
-                                decode::<ServerMessage>(joined)
+                                decode_server(joined)
                             {
                                 self.tokens.insert(seat.player, resume_token);
                             }

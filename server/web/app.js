@@ -192,9 +192,12 @@ async function watchLive(match) {
   socket = new WebSocket(`${location.origin.replace(/^http/, "ws")}/spectate/${match.id}?from=live&format=json&token=${encodeURIComponent(t)}`);
   socket.onmessage = (m) => {
     const msg = JSON.parse(m.data);
-    if (msg.event) { view.seq = msg.event.seq; logEvents([msg.event], false); }
-    else if (msg.tick_end) view.tick = msg.tick_end.tick;
-    else if (msg.ended) view.ended = true;
+    // One message per tick: its events and the state hash (a string: it exceeds 2^53).
+    if (msg.tick) {
+      const { tick, events } = msg.tick;
+      if (events.length > 0) { view.seq = events[events.length - 1].seq; logEvents(events, false); }
+      view.tick = tick;
+    } else if (msg.ended) view.ended = true;
   };
   socket.onclose = () => { view.ended = true; };
   let busy = false;

@@ -118,20 +118,20 @@ impl TestServer {
     }
 }
 
-/// The public part of a full snapshot, shaped like a client mirror (components by name).
+/// The public part of a full snapshot, shaped like a client mirror (components in the order of
+/// the component table, which is the order they were registered in).
 pub fn public_view(snapshot: &SimSnapshot) -> Vec<EntityState> {
     const PRIVATE: &[&str] = &["cooldown", "pickup_timer"];
     snapshot
         .entities
         .iter()
         .map(|e| {
-            let mut components: Vec<_> = e
+            let components: Vec<_> = e
                 .components
                 .iter()
                 .filter(|c| !PRIVATE.contains(&c.name()))
                 .cloned()
                 .collect();
-            components.sort_by(|a, b| a.name().cmp(b.name()));
             EntityState {
                 id: e.id,
                 components,

@@ -43,7 +43,7 @@ async fn a_full_disk_stops_the_match_and_leaves_a_verifiable_replay() {
                     .await
                     .expect("the match does not hang")
                 {
-                    Ok(ServerMessage::Delta(_)) => {
+                    Ok(ServerMessage::Tick(_)) => {
                         let _ = s
                             .send(Command::Drift {
                                 entity: me,

@@ -44,7 +44,7 @@ async fn kill_9_never_loses_a_durable_tick() {
                 };
                 let me = s.entity();
                 while let Ok(m) = s.recv().await {
-                    if let ServerMessage::Delta(d) = m {
+                    if let ServerMessage::Tick(d) = m {
                         let v = ((d.tick.0 * 11 + i) % 140) as i32 - 70;
                         let command = if d.tick.0 % 9 == i {
                             Command::Fire {

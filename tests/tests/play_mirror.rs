@@ -27,7 +27,9 @@ async fn eight_clients_mirror_the_server_and_the_replay_verifies() {
             let playing_until = Instant::now() + Duration::from_secs(10);
             while Instant::now() < playing_until {
                 match session.recv().await.expect("the connection holds") {
-                    ServerMessage::Delta(delta) if delta.tick.0 % 3 == i % 3 => {
+                    ServerMessage::Tick(t) if t.tick.0 % 3 == i % 3 => {
+                        acks += t.acks.len();
+                        rejections += t.rejections.len();
                         let roll = rng.next_u32() % 10;
                         let (a, b) = (
                             (rng.next_u32() % 121) as i32 - 60,
@@ -48,7 +50,10 @@ async fn eight_clients_mirror_the_server_and_the_replay_verifies() {
                         };
                         session.send(command).await.expect("sends");
                     }
-                    ServerMessage::Ack { .. } => acks += 1,
+                    ServerMessage::Tick(t) => {
+                        acks += t.acks.len();
+                        rejections += t.rejections.len();
+                    }
                     ServerMessage::Rejected { .. } => rejections += 1,
                     _ => {}
                 }
@@ -56,10 +61,10 @@ async fn eight_clients_mirror_the_server_and_the_replay_verifies() {
             // A little more reading, so the last commands' answers arrive.
             let settle = Instant::now() + Duration::from_millis(300);
             while Instant::now() < settle {
-                if let Ok(Ok(ServerMessage::Ack { .. })) =
+                if let Ok(Ok(ServerMessage::Tick(t))) =
                     tokio::time::timeout(Duration::from_millis(50), session.recv()).await
                 {
-                    acks += 1;
+                    acks += t.acks.len();
                 }
             }
             (session.mirror().clone(), acks, rejections)

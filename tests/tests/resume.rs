@@ -33,7 +33,7 @@ async fn read_until(session: &mut Session, tick: Tick) -> Vec<ServerMessage> {
 async fn drift(a: &mut Session, b: Option<&mut Session>, ticks: usize) {
     let (ea, mut b) = (a.entity(), b);
     for n in 0..ticks {
-        let Ok(ServerMessage::Delta(_)) = a.recv().await else {
+        let Ok(ServerMessage::Tick(_)) = a.recv().await else {
             continue;
         };
         a.send(Command::Drift {
@@ -83,10 +83,17 @@ async fn a_dropped_client_resumes_to_the_same_state_and_duplicates_apply_once() 
         .await
         .expect("sends");
     let mut acks = Vec::new();
+    let answers = |m: ServerMessage| match m {
+        ServerMessage::Tick(t) => t
+            .acks
+            .iter()
+            .map(|id| (*id, false))
+            .chain(t.duplicates.iter().map(|d| (d.id, true)))
+            .collect(),
+        _ => Vec::new(),
+    };
     while acks.is_empty() {
-        if let ServerMessage::Ack { id, duplicate, .. } = b.recv().await.expect("holds") {
-            acks.push((id, duplicate));
-        }
+        acks.extend(answers(b.recv().await.expect("holds")));
     }
     b.send_with_id(
         id_k,
@@ -99,9 +106,7 @@ async fn a_dropped_client_resumes_to_the_same_state_and_duplicates_apply_once() 
     .await
     .expect("resends");
     while acks.len() < 2 {
-        if let ServerMessage::Ack { id, duplicate, .. } = b.recv().await.expect("holds") {
-            acks.push((id, duplicate));
-        }
+        acks.extend(answers(b.recv().await.expect("holds")));
     }
     assert_eq!(
         acks,
@@ -177,7 +182,7 @@ async fn a_lost_delta_is_detected_and_resynced() {
     drift(&mut a, Some(&mut b), 10).await;
     // Lose one delta on B's side.
     loop {
-        if let ServerMessage::Delta(_) = b.recv_unapplied().await.expect("holds") {
+        if let ServerMessage::Tick(_) = b.recv_unapplied().await.expect("holds") {
             break;
         }
     }
@@ -215,8 +220,9 @@ async fn a_player_gone_past_the_grace_period_cannot_resume() {
     b.drop_connection();
     // Watch B's entity leave through A's eyes, then try to resume.
     let left = loop {
-        if let ServerMessage::Delta(d) = a.recv().await.expect("holds")
-            && d.removed.contains(&eb)
+        if let ServerMessage::Tick(d) = a.recv().await.expect("holds")
+            && a.last_delta()
+                .is_some_and(|delta| delta.removed.contains(&eb))
         {
             break d.tick;
         }

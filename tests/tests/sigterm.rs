@@ -24,7 +24,7 @@ async fn sigterm_mid_match_exits_cleanly_with_verifiable_replays() {
             let me = s.entity();
             loop {
                 match s.recv().await {
-                    Ok(ServerMessage::Delta(d)) if d.tick.0 % 3 == 0 => {
+                    Ok(ServerMessage::Tick(d)) if d.tick.0 % 3 == 0 => {
                         let _ = s
                             .send(Command::Move {
                                 entity: me,

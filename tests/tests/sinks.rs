@@ -81,7 +81,7 @@ async fn a_sink_of_the_servers_receives_every_tick_and_the_end() {
     let mut n = 0;
     while let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(5), s.recv()).await {
         match message {
-            ServerMessage::Delta(_) => {
+            ServerMessage::Tick(_) => {
                 n += 1;
                 // A steer every tick, and now and then one too fast (rejected).
                 let vx = if n % 10 == 0 { 5000 } else { 50 };

@@ -60,7 +60,7 @@ fn play(server: &TestServer, id: MatchId, secs: u64) -> Vec<tokio::task::JoinHan
                 let until = tokio::time::Instant::now() + Duration::from_secs(secs);
                 let mut n = 0i32;
                 while tokio::time::Instant::now() < until {
-                    if let Ok(tickforge_protocol::ServerMessage::Delta(_)) = s.recv().await {
+                    if let Ok(tickforge_protocol::ServerMessage::Tick(_)) = s.recv().await {
                         n += 1;
                         if n % 4 == i as i32 {
                             let v = (n % 100) - 50;
@@ -110,7 +110,7 @@ async fn a_spectator_from_seq_0_gets_every_event_once_then_follows_live() {
     while lags.len() < 60 {
         match next(&mut delayed).await.expect("the delayed feed goes on") {
             SpectatorMessage::Live { .. } => delayed_live = true,
-            SpectatorMessage::TickEnd { tick, .. } if delayed_live => {
+            SpectatorMessage::Tick { tick, .. } if delayed_live => {
                 let live = shared.live.borrow().tick;
                 lags.push(live.0 as i64 - tick.0 as i64);
             }
@@ -129,8 +129,10 @@ async fn a_spectator_from_seq_0_gets_every_event_once_then_follows_live() {
 
     // The later spectator starts right after seq 40.
     let first = loop {
-        if let Some(SpectatorMessage::Event(e)) = next(&mut later).await {
-            break e;
+        if let Some(SpectatorMessage::Tick { events, .. }) = next(&mut later).await
+            && let Some(e) = events.first()
+        {
+            break e.clone();
         }
     };
     assert_eq!(first.seq.0, 41, "from=40 should start at seq 41");
@@ -147,15 +149,13 @@ async fn a_spectator_from_seq_0_gets_every_event_once_then_follows_live() {
     let mut ended = None;
     while let Some(message) = next(&mut early).await {
         match message {
-            SpectatorMessage::Event(e) => {
-                assert_eq!(
-                    e.tick,
-                    ticks.last().map_or(e.tick, |t| t.next()),
-                    "events come within their tick"
-                );
-                seqs.push(e.seq.0);
+            SpectatorMessage::Tick { tick, events, .. } => {
+                for e in events {
+                    assert_eq!(e.tick, tick, "events come within their tick's frame");
+                    seqs.push(e.seq.0);
+                }
+                ticks.push(tick);
             }
-            SpectatorMessage::TickEnd { tick, .. } => ticks.push(tick),
             SpectatorMessage::Live { seq } => live_at = Some(seq),
             SpectatorMessage::Ended { last_seq } => {
                 ended = Some(last_seq);
@@ -219,10 +219,10 @@ async fn a_finished_match_can_be_watched_from_its_file() {
     }
     let mut acks = 0;
     while acks < 30 {
-        if let tickforge_protocol::ServerMessage::Ack { .. } =
+        if let tickforge_protocol::ServerMessage::Tick(t) =
             s.recv().await.expect("the session holds")
         {
-            acks += 1;
+            acks += t.acks.len();
         }
     }
     // Restart the server on the same data directory: the match is now only a file.
@@ -235,7 +235,7 @@ async fn a_finished_match_can_be_watched_from_its_file() {
             .await
             .expect("the file is streamed to the end")
         {
-            SpectatorMessage::Event(_) => events += 1,
+            SpectatorMessage::Tick { events: e, .. } => events += e.len() as u64,
             SpectatorMessage::Ended { last_seq } => {
                 assert_eq!(last_seq.0, events, "every event of the file, then Ended");
                 break;

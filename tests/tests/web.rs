@@ -34,7 +34,7 @@ fn play(
                         m = s.recv() => m,
                     };
                     match message {
-                        Ok(ServerMessage::Delta(d)) if d.tick.0 % 4 == u64::from(i % 4) => {
+                        Ok(ServerMessage::Tick(d)) if d.tick.0 % 4 == u64::from(i % 4) => {
                             let v = ((d.tick.0 * 7 + u64::from(i) * 13) % 140) as i32 - 70;
                             let _ = s
                                 .send(Command::Move {

@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
             let until = tokio::time::Instant::now() + Duration::from_secs(secs);
             let mut n = 0i32;
             while tokio::time::Instant::now() < until {
-                if let ServerMessage::Delta(d) = s.recv().await? {
+                if let ServerMessage::Tick(d) = s.recv().await? {
                     n += 1;
                     let phase = ((d.tick.0 as i32 + i as i32 * 7) / 30) % 4;
                     let (vx, vy) = [(70, 70), (-70, 70), (-70, -70), (70, -70)][phase as usize];

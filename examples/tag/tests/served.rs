@@ -68,8 +68,8 @@ async fn a_tag_match_is_played_watched_and_replayed_through_the_stock_server() {
             while let Ok(Ok(message)) =
                 tokio::time::timeout(Duration::from_secs(10), conn.recv_spectator()).await
             {
-                if let SpectatorMessage::Event(e) = message {
-                    kinds.push(e.kind.name().to_string());
+                if let SpectatorMessage::Tick { events, .. } = message {
+                    kinds.extend(events.iter().map(|e| e.kind.name().to_string()));
                 }
             }
             kinds
@@ -92,7 +92,7 @@ async fn a_tag_match_is_played_watched_and_replayed_through_the_stock_server() {
                 tokio::time::timeout(Duration::from_secs(10), s.recv()).await
             {
                 match message {
-                    ServerMessage::Delta(d) => {
+                    ServerMessage::Tick(d) => {
                         // Run towards the centre, each from a different side.
                         let at = spot(s.mirror().get(me, "spot")).unwrap_or((3000, 3000));
                         let step = |from: i32| (3000 - from).clamp(-200, 200);

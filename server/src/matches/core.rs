@@ -14,6 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
+use tickforge_protocol::compact::{self, ComponentTable, Duplicate, PlayerPart, Rejected, World};
 use tickforge_protocol::{
     CloseCode, Command, CommandId, EndReason, EntityId, EventKind, MatchId, PlayerId, Rule, Seq,
     ServerMessage, Snapshot, Tick, encode,
@@ -94,8 +95,8 @@ pub struct JoinOutcome {
 #[derive(Debug)]
 pub struct Outgoing {
     pub conn: ConnId,
-    /// The tick's delta (or, for a client that has caught up, a snapshot) first; then acks,
-    /// rejections and duplicate notices; then `MatchEnded` if the match ended.
+    /// The tick frame (the delta with this player's acks, rejections and duplicate notices),
+    /// after a snapshot for a client that has caught up; then `MatchEnded` if the match ended.
     pub frames: Vec<Bytes>,
     /// Whether the first frame is the tick's state (a delta or a snapshot) rather than a
     /// message a full queue may drop.
@@ -123,7 +124,8 @@ pub struct TickOutput {
     /// The tick's records for the log (events, rejections, hash, snapshot), shared by every
     /// sink that needs them.
     pub records: Arc<TickBatch>,
-    /// The delta frame, encoded once.
+    /// The tick frame of a player with no acks, rejections or duplicates this tick (the delta,
+    /// encoded once); a player with some gets a frame of their own.
     pub delta: Bytes,
     /// What each connected player is sent.
     pub sends: Vec<Outgoing>,
@@ -176,8 +178,12 @@ pub struct MatchCore {
     next_player: u32,
     joins: Vec<PendingJoin>,
     leaves: Vec<PlayerId>,
-    /// Encoded delta frames of recent ticks, for resuming clients: (tick, seq, frame).
+    /// Tick frames of recent ticks (with no player's part), for resuming clients:
+    /// (tick, seq, frame).
     recent: VecDeque<(Tick, Seq, Bytes)>,
+    /// The public world as the tick frames describe it, as of the last tick: what the next
+    /// delta is encoded against.
+    wire: World,
     /// The tick since which the match has had no players, joins or reservations.
     idle_since: Option<Tick>,
     ended: bool,
@@ -199,8 +205,15 @@ fn frame(message: &ServerMessage) -> Bytes {
 }
 
 impl MatchCore {
-    pub fn new(id: MatchId, sim: Sim, config: CoreConfig) -> MatchCore {
-        MatchCore {
+    /// A core for `sim`. Fails if the game has more public components than a tick frame's
+    /// table holds ([`compact::MAX_COMPONENTS`]).
+    pub fn new(id: MatchId, mut sim: Sim, config: CoreConfig) -> Result<MatchCore, String> {
+        let table = ComponentTable::new(sim.public_components()).map_err(|e| e.to_string())?;
+        let mut wire = World::new(table);
+        wire.apply_snapshot(&sim.client_snapshot())
+            .map_err(|e| e.to_string())?;
+        Ok(MatchCore {
+            wire,
             id,
             tokens: ChaCha20Rng::from_seed(config.token_seed),
             sim,
@@ -212,7 +225,7 @@ impl MatchCore {
             recent: VecDeque::new(),
             idle_since: None,
             ended: false,
-        }
+        })
     }
 
     pub fn sim(&self) -> &Sim {
@@ -461,7 +474,25 @@ impl MatchCore {
         let records = Arc::new(TickBatch::from_report(report, snapshot));
 
         // 5. The delta, encoded once.
-        let delta = frame(&ServerMessage::Delta(self.sim.take_delta()));
+        let events = self.sim.last_seq().0.saturating_sub(seq_before.0);
+        let mut body = Vec::with_capacity(64);
+        let resync = match self.wire.encode_delta(&self.sim.take_delta(), &mut body) {
+            Ok(()) => false,
+            Err(e) => {
+                // A game's component that the table does not describe: a bug, never input.
+                // Every client gets a snapshot instead, and the encoder starts again from it.
+                tracing::error!(match_id = self.id.0, error = %e, "a delta could not be encoded");
+                body.clear();
+                let _ = self.wire.apply_snapshot(&self.sim.client_snapshot());
+                true
+            }
+        };
+        let mut plain = Vec::with_capacity(body.len() + 12);
+        compact::write_tick_frame(&mut plain, &PlayerPart::default(), tick, events, &body);
+        let delta = Bytes::from(plain);
+        if resync {
+            self.recent.clear();
+        }
         self.recent
             .push_back((tick, self.sim.last_seq(), delta.clone()));
         while self.recent.len() > self.config.resume_window_ticks {
@@ -469,12 +500,13 @@ impl MatchCore {
         }
 
         // 6. What each player is owed.
-        let mut owed: BTreeMap<PlayerId, Vec<Bytes>> = BTreeMap::new();
+        let mut owed: BTreeMap<PlayerId, PlayerPart> = BTreeMap::new();
         for outcome in &outcomes {
             if outcome.id == INTERNAL {
                 continue;
             }
-            let message = match &outcome.result {
+            let part = owed.entry(outcome.player).or_default();
+            match &outcome.result {
                 Ok(()) => {
                     if let Some(slot) = self.players.get_mut(&outcome.player) {
                         slot.recent.push_back((outcome.id, tick));
@@ -482,30 +514,20 @@ impl MatchCore {
                             slot.recent.pop_front();
                         }
                     }
-                    ServerMessage::Ack {
-                        id: outcome.id,
-                        tick,
-                        duplicate: false,
-                    }
+                    part.acks.push(outcome.id);
                 }
-                Err(r) => ServerMessage::Rejected {
+                Err(r) => part.rejections.push(Rejected {
                     id: outcome.id,
                     rule: r.rule,
                     detail: r.detail.clone(),
-                },
-            };
-            owed.entry(outcome.player)
-                .or_default()
-                .push(frame(&message));
+                }),
+            }
         }
         for (player, id, at) in duplicates {
             owed.entry(player)
                 .or_default()
-                .push(frame(&ServerMessage::Ack {
-                    id,
-                    tick: at,
-                    duplicate: true,
-                }));
+                .duplicates
+                .push(Duplicate { id, tick: at });
         }
         let ended_frame = match ended {
             Some(Ending::Over { reason, winner }) => {
@@ -515,22 +537,39 @@ impl MatchCore {
         };
         let mut catch_up: Option<Bytes> = None;
         let mut sends = Vec::new();
+        if resync {
+            for slot in self.players.values_mut() {
+                slot.behind_since.get_or_insert(tick);
+            }
+        }
         for (player, slot) in &mut self.players {
             let Some(conn) = slot.conn else { continue };
             let mut frames = Vec::new();
             let mut state_first = false;
+            // The player's tick frame: the shared one, or one with their part.
+            let own = |part: Option<PlayerPart>| match part {
+                Some(part) if !part.is_empty() => {
+                    let mut out = Vec::with_capacity(body.len() + 16);
+                    compact::write_tick_frame(&mut out, &part, tick, events, &body);
+                    Some(Bytes::from(out))
+                }
+                _ => None,
+            };
             match slot.behind_since {
                 None => {
-                    frames.push(delta.clone());
+                    frames.push(own(owed.remove(player)).unwrap_or_else(|| delta.clone()));
                     state_first = true;
                 }
-                Some(_) if roomy.contains(player) => {
+                Some(_) if roomy.contains(player) || resync => {
                     let snapshot = catch_up.get_or_insert_with(|| {
                         frame(&ServerMessage::Snapshot(self.sim.client_snapshot()))
                     });
                     frames.push(snapshot.clone());
                     state_first = true;
                     slot.behind_since = None;
+                    // The tick frame of the snapshot's own tick carries the player's part; its
+                    // delta is already in the snapshot, and the client skips it.
+                    frames.extend(own(owed.remove(player)));
                 }
                 Some(since) if tick.0.saturating_sub(since.0) > self.config.slow_ticks => {
                     closes.push((
@@ -545,9 +584,10 @@ impl MatchCore {
                     slot.detached_at = Some(tick);
                     continue;
                 }
+                // Behind, with no room: nothing until the snapshot (the acks of these ticks are
+                // not sent; a command sent again is answered as a duplicate, with its tick).
                 Some(_) => {}
             }
-            frames.extend(owed.remove(player).unwrap_or_default());
             frames.extend(ended_frame.clone());
             if !frames.is_empty() {
                 sends.push(Outgoing {
@@ -638,6 +678,9 @@ impl MatchCore {
             entity,
             tick_rate_hz: self.sim.setup().tick_rate_hz,
             resume_token: token.clone(),
+            game: self.sim.game().name().to_string(),
+            rules: self.sim.setup().game.clone(),
+            components: self.wire.table().names().to_vec(),
             snapshot: self.sim.client_snapshot(),
         });
         self.players.insert(

@@ -704,6 +704,8 @@ pub enum CreateError {
     ShuttingDown,
     #[error("the match could not be set up: {0}")]
     Sim(#[from] crate::sim::SimError),
+    #[error("the game's public components do not fit protocol 2's tick frames: {0}")]
+    Components(String),
     #[error("the replay file could not be created: {0}")]
     Log(#[from] LogError),
 }

@@ -241,11 +241,28 @@ pub struct SpectatorTick {
     json: std::sync::OnceLock<Box<EncodedTick>>,
 }
 
-/// A tick's spectator frames in one format: one per event (with its seq), then the tick end.
+/// A tick's spectator frame in one format: every event of the tick and its hash.
 #[derive(Debug)]
 pub struct EncodedTick {
-    pub events: Vec<(Seq, Bytes)>,
-    pub tick_end: Bytes,
+    pub frame: Bytes,
+}
+
+/// The spectator frame of one tick: `events` (all the tick's, or those after a spectator's
+/// starting seq) and the hash at its end.
+pub fn encode_spectator_tick(
+    tick: tickforge_protocol::Tick,
+    hash: tickforge_protocol::StateHash,
+    events: &[tickforge_protocol::Event],
+    json: bool,
+) -> Bytes {
+    encode_spectator(
+        &SpectatorMessage::Tick {
+            tick,
+            hash,
+            events: events.to_vec(),
+        },
+        json,
+    )
 }
 
 /// Encode one spectator message in JSON or MessagePack.
@@ -277,26 +294,10 @@ impl SpectatorTick {
     pub fn encoded(&self, json: bool, metrics: &Metrics) -> &EncodedTick {
         let cell = if json { &self.json } else { &self.msgpack };
         cell.get_or_init(|| {
-            let events: Vec<(Seq, Bytes)> = self
-                .records
-                .events
-                .iter()
-                .map(|e| {
-                    (
-                        e.seq,
-                        encode_spectator(&SpectatorMessage::Event(e.clone()), json),
-                    )
-                })
-                .collect();
-            let tick_end = encode_spectator(
-                &SpectatorMessage::TickEnd {
-                    tick: self.tick,
-                    hash: self.records.hash,
-                },
-                json,
-            );
-            metrics.spectator_encodes.inc_by(events.len() as u64 + 1);
-            Box::new(EncodedTick { events, tick_end })
+            let frame =
+                encode_spectator_tick(self.tick, self.records.hash, &self.records.events, json);
+            metrics.spectator_encodes.inc();
+            Box::new(EncodedTick { frame })
         })
     }
 }

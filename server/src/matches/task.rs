@@ -97,6 +97,19 @@ pub(super) async fn prepare(
     let created = unix_ms();
     let header = headless::header_for(&sim, created, log.snapshot_every_ticks);
     let snapshot_every_ticks = log.snapshot_every_ticks;
+    let core = MatchCore::new(
+        id,
+        sim,
+        CoreConfig {
+            resume_window_ticks: config.resume_window_ticks,
+            grace_ticks: config.ticks_in(config.resume_grace),
+            slow_ticks: config.ticks_in(config.slow_client_grace),
+            idle_ticks: config.ticks_in(config.idle_match),
+            snapshot_every_ticks,
+            token_seed: rand::random(),
+        },
+    )
+    .map_err(CreateError::Components)?;
     let writer: LogWriter = log_service.create(&path, &header, log).await?;
     let (inbox_tx, inbox_rx) = mpsc::channel(config.match_inbox);
     let (control_tx, control_rx) = mpsc::channel(256);
@@ -131,18 +144,6 @@ pub(super) async fn prepare(
         replay_path: path,
         game,
     });
-    let core = MatchCore::new(
-        id,
-        sim,
-        CoreConfig {
-            resume_window_ticks: config.resume_window_ticks,
-            grace_ticks: config.ticks_in(config.resume_grace),
-            slow_ticks: config.ticks_in(config.slow_client_grace),
-            idle_ticks: config.ticks_in(config.idle_match),
-            snapshot_every_ticks,
-            token_seed: rand::random(),
-        },
-    );
     let task = MatchTask {
         core,
         log: LogSink::new(writer),

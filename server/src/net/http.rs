@@ -979,7 +979,7 @@ fn upgrade_spectator(
             );
         }
     };
-    let config = state.ws_config(1024);
+    let config = state.ws_config(super::spectate::SPECTATOR_FRAME_BYTES);
     let session_state = state.clone();
     upgrade(req, &accept, conn, &state, config, move |ws| {
         spectate::run_spectator(ws, params, source, session_state)

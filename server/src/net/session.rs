@@ -111,9 +111,6 @@ pub(crate) async fn write_loop<S>(
     liveness: Arc<Liveness>,
     state: Arc<AppState>,
     text: bool,
-    // Players get a ServerMessage::Error before a non-normal close; spectators (who read
-    // SpectatorMessages) get the close frame alone.
-    error_message: bool,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -186,7 +183,9 @@ pub(crate) async fn write_loop<S>(
                 sink.feed(to_message(f)).await?;
             }
         }
-        if error_message && code != CloseCode::Normal && code != CloseCode::TooSlow {
+        // Before a close other than 1000 and 4004, players and spectators alike get an Error
+        // message (binary MessagePack, also on a JSON spectator feed).
+        if code != CloseCode::Normal && code != CloseCode::TooSlow {
             let error = ServerMessage::Error {
                 code: code.code(),
                 reason: reason.clone(),
@@ -224,6 +223,7 @@ pub(crate) async fn next_frame<S>(
     stream: &mut Stream<S>,
     liveness: &Liveness,
     state: &AppState,
+    max_frame: usize,
 ) -> Result<Incoming, (CloseCode, String)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -250,10 +250,7 @@ where
             Err(tungstenite::Error::Capacity(e)) => {
                 return Err((
                     CloseCode::MessageTooBig,
-                    format!(
-                        "frame over the limit of {} bytes: {e}",
-                        state.config.max_frame_bytes
-                    ),
+                    format!("frame over the limit of {max_frame} bytes: {e}"),
                 ));
             }
             Err(tungstenite::Error::Utf8(_)) => {
@@ -300,7 +297,6 @@ where
         liveness.clone(),
         state.clone(),
         false,
-        true,
     ));
     let conn = state.next_conn_id();
     let out = ClientOut {
@@ -330,7 +326,7 @@ where
         loop {
             let incoming = tokio::select! {
                 () = control.cancel.cancelled() => break,
-                incoming = next_frame(&mut stream, &liveness, &state) => incoming,
+                incoming = next_frame(&mut stream, &liveness, &state, state.config.max_frame_bytes) => incoming,
             };
             let bytes = match incoming {
                 Ok(Incoming::Data(bytes)) => bytes,
@@ -459,14 +455,17 @@ where
     };
     let deadline = state.config.handshake_timeout;
     let mut next = async |what: &str| -> Result<ClientMessage, (CloseCode, String)> {
-        let frame = tokio::time::timeout(deadline, next_frame(stream, liveness, state))
-            .await
-            .map_err(|_| {
-                (
-                    CloseCode::UnexpectedMessage,
-                    format!("no {what} within {} s", deadline.as_secs()),
-                )
-            })??;
+        let frame = tokio::time::timeout(
+            deadline,
+            next_frame(stream, liveness, state, state.config.max_frame_bytes),
+        )
+        .await
+        .map_err(|_| {
+            (
+                CloseCode::UnexpectedMessage,
+                format!("no {what} within {} s", deadline.as_secs()),
+            )
+        })??;
         match frame {
             Incoming::Data(bytes) => {
                 decode_with::<ClientMessage>(&bytes, limits).map_err(|e| decode_error(&e))
@@ -479,7 +478,9 @@ where
         ClientMessage::Hello { protocol, .. } => {
             return Err((
                 CloseCode::VersionMismatch,
-                format!("client speaks protocol {protocol}, this server speaks {PROTOCOL_VERSION}"),
+                format!(
+                    "client speaks protocol {protocol}; this server speaks protocol {PROTOCOL_VERSION} only"
+                ),
             ));
         }
         other => {
@@ -502,7 +503,7 @@ where
     // After Welcome a client may wait (in a lobby, say) before joining: there is no deadline,
     // but it must answer pings, and its own pings are answered.
     let seat = loop {
-        let frame = next_frame(stream, liveness, state).await?;
+        let frame = next_frame(stream, liveness, state, state.config.max_frame_bytes).await?;
         let bytes = match frame {
             Incoming::Data(bytes) => bytes,
             Incoming::Closed => return Err((CloseCode::Normal, "the client closed".into())),

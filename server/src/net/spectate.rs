@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tickforge_protocol::{CloseCode, Seq, SpectatorMessage, Tick};
+use tickforge_protocol::{CloseCode, Event, Seq, SpectatorMessage, StateHash, Tick};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
@@ -20,7 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::AppState;
 use super::session::{Incoming, Liveness, next_frame, write_loop};
 use crate::log::ReplayReader;
-use crate::matches::sinks::encode_spectator;
+use crate::matches::sinks::{encode_spectator, encode_spectator_tick};
 use crate::matches::{LiveMark, MatchShared, RingSearch, SessionControl};
 
 /// Where a spectator starts.
@@ -85,10 +85,39 @@ pub struct Source {
     pub path: PathBuf,
 }
 
-/// One tick to send, encoded: a frame per event (with its seq), then the tick end.
+/// One tick to send: its frame with every event, and what it takes to encode a frame of the
+/// events after a seq instead (for the first tick of a spectator who starts inside it).
 struct TickOut {
-    events: Vec<(Seq, Bytes)>,
-    tick_end: Bytes,
+    tick: Tick,
+    hash: StateHash,
+    frame: Bytes,
+    events: TickEvents,
+}
+
+/// A tick's events: the ring's batch, or read from the file.
+enum TickEvents {
+    Ring(Arc<crate::log::TickBatch>),
+    File(Vec<Event>),
+}
+
+impl TickOut {
+    fn events(&self) -> &[Event] {
+        match &self.events {
+            TickEvents::Ring(batch) => &batch.events,
+            TickEvents::File(events) => events,
+        }
+    }
+
+    /// The frame for a spectator who has seen every event up to `after`.
+    fn frame_after(&self, after: Seq, json: bool, metrics: &crate::metrics::Metrics) -> Bytes {
+        let events = self.events();
+        if events.first().is_none_or(|e| e.seq > after) {
+            return self.frame.clone();
+        }
+        metrics.spectator_encodes.inc();
+        let rest: Vec<Event> = events.iter().filter(|e| e.seq > after).cloned().collect();
+        encode_spectator_tick(self.tick, self.hash, &rest, json)
+    }
 }
 
 /// Run one spectator connection to its end.
@@ -114,7 +143,6 @@ pub(crate) async fn run_spectator<S>(
         liveness.clone(),
         state.clone(),
         params.json,
-        false,
     ));
     state.metrics.spectators.inc();
     if let Some(shared) = &source.shared {
@@ -123,18 +151,14 @@ pub(crate) async fn run_spectator<S>(
     let reader = {
         let (control, state, liveness) = (control.clone(), state.clone(), liveness.clone());
         async move {
-            // Control frames are answered inside next_frame; the first data frame is a violation.
-            match next_frame(&mut stream, &liveness, &state).await {
+            // Control frames are answered inside next_frame; the first data frame is a
+            // violation (a text frame is refused there, with 1007).
+            match next_frame(&mut stream, &liveness, &state, SPECTATOR_FRAME_BYTES).await {
                 Ok(Incoming::Data(_)) => control.close(
                     CloseCode::PolicyViolation,
                     "spectators are read-only: no messages are accepted",
                 ),
                 Ok(Incoming::Closed) => control.cancel.cancel(),
-                // Text frames are data too: a spectator sends nothing at all.
-                Err((tickforge_protocol::CloseCode::InvalidMessage, _)) => control.close(
-                    CloseCode::PolicyViolation,
-                    "spectators are read-only: no messages are accepted",
-                ),
                 Err((code, reason)) => control.close(code, reason),
             }
         }
@@ -156,6 +180,9 @@ pub(crate) async fn run_spectator<S>(
     }
     state.metrics.spectators.dec();
 }
+
+/// The largest frame a spectator may send (it sends nothing; this bounds what is read).
+pub(crate) const SPECTATOR_FRAME_BYTES: usize = 1024;
 
 /// Frames a spectator's queue holds: every frame of a busy tick, a few ticks of a quiet one.
 const SPECTATOR_QUEUE_FRAMES: usize = 64;
@@ -222,12 +249,11 @@ async fn follow(
                     break; // Neither in memory nor in the file yet: wait for the writer.
                 }
                 for t in batch {
-                    let after = sent_seq;
-                    for (seq, frame) in t.events.into_iter().filter(|(seq, _)| *seq > after) {
-                        sent_seq = seq;
-                        send_frame(frame).await?;
+                    let frame = t.frame_after(sent_seq, params.json, &state.metrics);
+                    if let Some(last) = t.events().last() {
+                        sent_seq = sent_seq.max(last.seq);
                     }
-                    send_frame(t.tick_end).await?;
+                    send_frame(frame).await?;
                 }
                 at = next;
                 cursor = Some(at);
@@ -385,8 +411,10 @@ async fn ticks_from(
             // Encoded once per format, by whichever spectator gets here first.
             let encoded = t.encoded(json, &state.metrics);
             out.push(TickOut {
-                events: encoded.events.clone(),
-                tick_end: encoded.tick_end.clone(),
+                tick: t.tick,
+                hash: t.records.hash,
+                frame: encoded.frame.clone(),
+                events: TickEvents::Ring(t.records.clone()),
             });
             tick = tick.next();
         }
@@ -412,20 +440,14 @@ async fn ticks_from(
                 offset: Some(t.next_offset),
             };
             // Read from the file by this spectator alone: encoded here.
-            metrics.spectator_encodes.inc_by(t.events.len() as u64 + 1);
-            let events = t
-                .events
-                .into_iter()
-                .map(|e| (e.seq, encode_spectator(&SpectatorMessage::Event(e), json)))
-                .collect();
-            let tick_end = encode_spectator(
-                &SpectatorMessage::TickEnd {
-                    tick: t.tick,
-                    hash: t.end.hash,
-                },
-                json,
-            );
-            out.push(TickOut { events, tick_end });
+            metrics.spectator_encodes.inc();
+            let frame = encode_spectator_tick(t.tick, t.end.hash, &t.events, json);
+            out.push(TickOut {
+                tick: t.tick,
+                hash: t.end.hash,
+                frame,
+                events: TickEvents::File(t.events),
+            });
         }
         Ok((out, next))
     })

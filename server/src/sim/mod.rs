@@ -397,6 +397,16 @@ impl Sim {
             .collect()
     }
 
+    /// The names of the public components, in registration order: the component table of
+    /// protocol 2's tick frames (tag = index).
+    pub fn public_components(&self) -> Vec<&'static str> {
+        self.components
+            .iter()
+            .filter(|c| c.public())
+            .map(|c| c.name())
+            .collect()
+    }
+
     /// Wrap an event kind in its envelope with the next seq.
     pub fn sequence(&mut self, cause: Cause, kind: EventKind) -> Event {
         self.last_seq = self.last_seq.next();

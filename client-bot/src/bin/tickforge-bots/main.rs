@@ -276,15 +276,16 @@ async fn spectate(args: SpectateArgs) -> anyhow::Result<()> {
             &bytes,
             tickforge_protocol::DecodeLimits::TRUSTED,
         )? {
-            SpectatorMessage::Event(e) => {
-                if args.kinds.is_empty() || args.kinds.iter().any(|k| k == e.kind.name()) {
-                    serde_json::to_writer(&mut out, &e)?;
-                    out.write_all(b"\n")?;
+            SpectatorMessage::Tick { events, .. } => {
+                for e in events {
+                    if args.kinds.is_empty() || args.kinds.iter().any(|k| k == e.kind.name()) {
+                        serde_json::to_writer(&mut out, &e)?;
+                        out.write_all(b"\n")?;
+                    }
                 }
             }
             SpectatorMessage::Live { .. } => out.flush()?,
             SpectatorMessage::Ended { .. } => break,
-            SpectatorMessage::TickEnd { .. } => {}
         }
     }
     out.flush()?;

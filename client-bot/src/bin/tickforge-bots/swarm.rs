@@ -302,9 +302,12 @@ async fn play_bot(
             // A refused input never shows up in a delta: stop waiting for it.
             pending.retain(|(pending_id, _, _)| pending_id != id);
         }
-        let ServerMessage::Delta(_) = message else {
+        let ServerMessage::Tick(frame) = message else {
             continue;
         };
+        for r in &frame.rejections {
+            pending.retain(|(pending_id, _, _)| *pending_id != r.id);
+        }
         deltas += 1;
         if in_window {
             result.ticks += 1;

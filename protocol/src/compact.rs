@@ -1,0 +1,958 @@
+//! Protocol 2's tick frame: one binary frame per player per tick, holding the tick's delta in a
+//! compact encoding together with that player's acks, duplicate notices and rejections.
+//!
+//! The delta is encoded against the public world as of the tick before (a [`World`] that the
+//! server and every client keep alike): components by integer tag (their index in the match's
+//! component table, sent in `Joined`), entity ids sorted and sent as differences, and each
+//! integer field as the zig-zag difference from its previous value, bit-packed in columns of
+//! one width each. Nothing is lossy: decoding gives back exactly the [`Delta`] that was
+//! encoded, and a world that applies it equals the encoder's. `docs/PROTOCOL.md` (§9) specifies
+//! the bytes; this module is the reference.
+//!
+//! Decoding reads untrusted bytes: every count is checked against the bytes that remain before
+//! anything is allocated, every integer against its type, and a frame that does not decode
+//! leaves the world as it was.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{DecodeError, DecodeLimits, decode_with, encode_into};
+use crate::command::Rule;
+use crate::ids::{CommandId, EntityId, Seq, Tick};
+use crate::state::{ComponentValue, Delta, EntityState, Snapshot};
+
+/// The first byte of a tick frame is `TICK_FRAME | flags`; every other server frame is
+/// MessagePack and starts with `0x81` (a map of one entry).
+pub const TICK_FRAME: u8 = 0x10;
+const FLAG_ACKS: u8 = 0x01;
+const FLAG_DUPLICATES: u8 = 0x02;
+const FLAG_REJECTIONS: u8 = 0x04;
+
+/// The most public components a game may have (a changed entity's mask is at most 64 bits).
+pub const MAX_COMPONENTS: usize = 64;
+
+/// Bits that state a column's width (0 to 64).
+const WIDTH_BITS: u32 = 7;
+
+/// A command accepted earlier, sent again: it was not applied again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Duplicate {
+    pub id: CommandId,
+    /// The tick it was accepted in (this tick if it is no longer remembered).
+    pub tick: Tick,
+}
+
+/// A refused command, and the rule it broke.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    pub id: CommandId,
+    pub rule: Rule,
+    pub detail: String,
+}
+
+/// One tick, as one player receives it: what happened to their commands, and the delta.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickFrame {
+    /// The tick this frame ends.
+    pub tick: Tick,
+    /// Events sequenced in this tick: the frame's seq is the previous tick's plus this.
+    pub events: u64,
+    /// Commands accepted in this tick, in id order.
+    pub acks: Vec<CommandId>,
+    pub duplicates: Vec<Duplicate>,
+    pub rejections: Vec<Rejected>,
+    /// The delta, encoded against the world as of `tick − 1`: apply it with
+    /// [`World::decode_delta`].
+    pub delta: Vec<u8>,
+}
+
+/// What a player's part of a tick frame holds (the server builds one per player).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlayerPart {
+    pub acks: Vec<CommandId>,
+    pub duplicates: Vec<Duplicate>,
+    pub rejections: Vec<Rejected>,
+}
+
+impl PlayerPart {
+    pub fn is_empty(&self) -> bool {
+        self.acks.is_empty() && self.duplicates.is_empty() && self.rejections.is_empty()
+    }
+}
+
+/// Whether `bytes` is a tick frame (by its first byte).
+pub fn is_tick_frame(bytes: &[u8]) -> bool {
+    bytes.first().is_some_and(|b| b & 0xf8 == TICK_FRAME)
+}
+
+/// The part of a tick frame every player shares: the tick, its event count and the delta.
+/// [`write_tick_frame`] puts a player's part in front of it.
+pub fn shared_tail(tick: Tick, events: u64, delta: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(delta.len() + 12);
+    put_uvarint(&mut out, tick.0);
+    put_uvarint(&mut out, events);
+    out.extend_from_slice(delta);
+    out
+}
+
+/// Write a whole tick frame: the first byte, `player`'s part, then the shared part (after the
+/// first byte, the tick and event count come first; the player part sits between them and
+/// the delta).
+pub fn write_tick_frame(
+    out: &mut Vec<u8>,
+    player: &PlayerPart,
+    tick: Tick,
+    events: u64,
+    delta: &[u8],
+) {
+    let mut flags = TICK_FRAME;
+    if !player.acks.is_empty() {
+        flags |= FLAG_ACKS;
+    }
+    if !player.duplicates.is_empty() {
+        flags |= FLAG_DUPLICATES;
+    }
+    if !player.rejections.is_empty() {
+        flags |= FLAG_REJECTIONS;
+    }
+    out.push(flags);
+    put_uvarint(out, tick.0);
+    put_uvarint(out, events);
+    if !player.acks.is_empty() {
+        put_uvarint(out, player.acks.len() as u64);
+        let mut previous: Option<u32> = None;
+        for id in &player.acks {
+            match previous {
+                None => put_uvarint(out, u64::from(id.0)),
+                Some(p) => put_uvarint(out, u64::from(id.0.wrapping_sub(p).wrapping_sub(1))),
+            }
+            previous = Some(id.0);
+        }
+    }
+    if !player.duplicates.is_empty() {
+        put_uvarint(out, player.duplicates.len() as u64);
+        for d in &player.duplicates {
+            put_uvarint(out, u64::from(d.id.0));
+            put_uvarint(out, d.tick.0);
+        }
+    }
+    if !player.rejections.is_empty() {
+        put_uvarint(out, player.rejections.len() as u64);
+        let mut body = Vec::new();
+        for r in &player.rejections {
+            body.clear();
+            // A rejection is plain data and always encodes.
+            let _ = encode_into(r, &mut body);
+            put_uvarint(out, body.len() as u64);
+            out.extend_from_slice(&body);
+        }
+    }
+    out.extend_from_slice(delta);
+}
+
+/// Read a tick frame's header and player part; the delta stays encoded.
+pub fn read_tick_frame(bytes: &[u8]) -> Result<TickFrame, DecodeError> {
+    let mut r = Bytes::new(bytes);
+    let first = r.u8()?;
+    if first & 0xf8 != TICK_FRAME {
+        return Err(r.invalid(format!("0x{first:02x} does not start a tick frame")));
+    }
+    let tick = Tick(r.uvarint()?);
+    let events = r.uvarint()?;
+    let mut frame = TickFrame {
+        tick,
+        events,
+        ..TickFrame::default()
+    };
+    if first & FLAG_ACKS != 0 {
+        let n = r.count(1)?;
+        let mut previous: Option<u32> = None;
+        for _ in 0..n {
+            let v = r.u32()?;
+            let id = match previous {
+                None => v,
+                Some(p) => p
+                    .checked_add(v)
+                    .and_then(|x| x.checked_add(1))
+                    .ok_or_else(|| r.invalid("an ack id overflows 32 bits".into()))?,
+            };
+            previous = Some(id);
+            frame.acks.push(CommandId(id));
+        }
+    }
+    if first & FLAG_DUPLICATES != 0 {
+        let n = r.count(2)?;
+        for _ in 0..n {
+            let id = CommandId(r.u32()?);
+            let tick = Tick(r.uvarint()?);
+            frame.duplicates.push(Duplicate { id, tick });
+        }
+    }
+    if first & FLAG_REJECTIONS != 0 {
+        let n = r.count(2)?;
+        for _ in 0..n {
+            let len = r.count(1)?;
+            let at = r.at;
+            let body = r.take(len)?;
+            let rejected: Rejected =
+                decode_with(body, DecodeLimits::TRUSTED).map_err(|e| DecodeError::Invalid {
+                    offset: at as u64,
+                    detail: format!("a rejection: {e}"),
+                })?;
+            frame.rejections.push(rejected);
+        }
+    }
+    frame.delta = r.rest().to_vec();
+    Ok(frame)
+}
+
+/// The names of a match's public components, in tag order (tag = index).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ComponentTable {
+    names: Vec<String>,
+    layouts: Vec<Layout>,
+}
+
+/// Why a table or a delta could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompactError {
+    #[error("{0} public components; the most a game may have is {MAX_COMPONENTS}")]
+    TooManyComponents(usize),
+    #[error("component {0:?} is in the table twice")]
+    DuplicateName(String),
+    #[error("component {0:?} is not in the match's component table")]
+    UnknownComponent(String),
+    #[error("entity {0} appears twice in one delta, or has one component twice")]
+    Repeated(EntityId),
+    #[error("component {0:?} does not have the shape its name promises")]
+    Shape(String),
+}
+
+impl ComponentTable {
+    pub fn new<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Result<Self, CompactError> {
+        let names: Vec<String> = names.into_iter().map(Into::into).collect();
+        if names.len() > MAX_COMPONENTS {
+            return Err(CompactError::TooManyComponents(names.len()));
+        }
+        for (i, n) in names.iter().enumerate() {
+            if names[..i].contains(n) {
+                return Err(CompactError::DuplicateName(n.clone()));
+            }
+        }
+        let layouts = names.iter().map(|n| Layout::of(n)).collect();
+        Ok(ComponentTable { names, layouts })
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The tag of the component called `name`.
+    pub fn tag(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+}
+
+/// How a component's value is packed: as integer fields, or whole (MessagePack).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    Ints(usize),
+    Whole,
+}
+
+impl Layout {
+    fn of(name: &str) -> Layout {
+        match name {
+            "pos" | "vel" | "hp" | "score" => Layout::Ints(2),
+            "cooldown" | "pickup" | "input" | "pickup_timer" => Layout::Ints(1),
+            "projectile" => Layout::Ints(3),
+            _ => Layout::Whole,
+        }
+    }
+}
+
+/// A tick as an integer field (`Option<Tick>`: 0 for none, else the tick plus one).
+fn opt_tick(t: Option<Tick>) -> i64 {
+    t.map_or(0, |t| t.0.wrapping_add(1) as i64)
+}
+
+/// The integer fields of a value packed as integers (`pos`, `vel`, `hp`, …; §9 of
+/// PROTOCOL.md lists them), unused fields zero; `None` for a value sent whole.
+pub fn int_fields(value: &ComponentValue) -> Option<[i64; 3]> {
+    ints(value)
+}
+
+fn ints(value: &ComponentValue) -> Option<[i64; 3]> {
+    use ComponentValue as C;
+    Some(match *value {
+        C::Position { x, y } => [x.into(), y.into(), 0],
+        C::Velocity { vx, vy } => [vx.into(), vy.into(), 0],
+        C::Health { hp, respawn_at } => [hp.into(), opt_tick(respawn_at), 0],
+        C::Score { kills, deaths } => [kills.into(), deaths.into(), 0],
+        C::Cooldown { ready_at } => [ready_at.0 as i64, 0, 0],
+        C::Pickup { heal } => [heal.into(), 0, 0],
+        C::LastInput { input } => [input.0.into(), 0, 0],
+        C::PickupTimer { next_at } => [next_at.0 as i64, 0, 0],
+        C::Projectile {
+            shooter,
+            fired_at,
+            expires_at,
+        } => [shooter.0.into(), fired_at.0 as i64, expires_at.0 as i64],
+        _ => return None,
+    })
+}
+
+/// The value called `name` from its integer fields, each checked against its type.
+fn from_ints(name: &str, f: [i64; 3]) -> Option<ComponentValue> {
+    use ComponentValue as C;
+    let i32_ = |v: i64| i32::try_from(v).ok();
+    let u32_ = |v: i64| u32::try_from(v).ok();
+    let tick = |v: i64| Tick(v as u64);
+    let opt = |v: i64| (v != 0).then(|| Tick((v as u64).wrapping_sub(1)));
+    Some(match name {
+        "pos" => C::Position {
+            x: i32_(f[0])?,
+            y: i32_(f[1])?,
+        },
+        "vel" => C::Velocity {
+            vx: i32_(f[0])?,
+            vy: i32_(f[1])?,
+        },
+        "hp" => C::Health {
+            hp: i32_(f[0])?,
+            respawn_at: opt(f[1]),
+        },
+        "score" => C::Score {
+            kills: u32_(f[0])?,
+            deaths: u32_(f[1])?,
+        },
+        "cooldown" => C::Cooldown {
+            ready_at: tick(f[0]),
+        },
+        "pickup" => C::Pickup { heal: i32_(f[0])? },
+        "input" => C::LastInput {
+            input: CommandId(u32_(f[0])?),
+        },
+        "pickup_timer" => C::PickupTimer {
+            next_at: tick(f[0]),
+        },
+        "projectile" => C::Projectile {
+            shooter: EntityId(u32_(f[0])?),
+            fired_at: tick(f[1]),
+            expires_at: tick(f[2]),
+        },
+        _ => return None,
+    })
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// The public world as the tick frames describe it: every entity's public component values,
+/// by tag. The server keeps one per match to encode deltas against; a client keeps one to
+/// decode them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct World {
+    table: ComponentTable,
+    entities: BTreeMap<EntityId, Vec<Option<ComponentValue>>>,
+}
+
+impl World {
+    pub fn new(table: ComponentTable) -> World {
+        World {
+            table,
+            entities: BTreeMap::new(),
+        }
+    }
+
+    pub fn table(&self) -> &ComponentTable {
+        &self.table
+    }
+
+    /// Replace everything with these entities (a snapshot's).
+    pub fn reset(&mut self, entities: &[EntityState]) -> Result<(), CompactError> {
+        let mut fresh = BTreeMap::new();
+        for e in entities {
+            let slots = fresh
+                .entry(e.id)
+                .or_insert_with(|| vec![None; self.table.len()]);
+            for value in &e.components {
+                let tag = self
+                    .table
+                    .tag(value.name())
+                    .ok_or_else(|| CompactError::UnknownComponent(value.name().to_string()))?;
+                slots[tag] = Some(value.clone());
+            }
+        }
+        self.entities = fresh;
+        Ok(())
+    }
+
+    /// Replace everything with a snapshot's entities.
+    pub fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), CompactError> {
+        self.reset(&snapshot.entities)
+    }
+
+    /// The value of component `tag` of `entity`.
+    pub fn get(&self, entity: EntityId, tag: usize) -> Option<&ComponentValue> {
+        self.entities.get(&entity)?.get(tag)?.as_ref()
+    }
+
+    /// The value of the component called `name` of `entity`.
+    pub fn get_named(&self, entity: EntityId, name: &str) -> Option<&ComponentValue> {
+        self.get(entity, self.table.tag(name)?)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    /// Every entity in id order, with its values in tag order.
+    pub fn entities(
+        &self,
+    ) -> impl Iterator<Item = (EntityId, impl Iterator<Item = &ComponentValue>)> {
+        self.entities
+            .iter()
+            .map(|(id, slots)| (*id, slots.iter().flatten()))
+    }
+
+    /// Every entity as an [`EntityState`] (values in tag order), in id order.
+    pub fn states(&self) -> Vec<EntityState> {
+        self.entities()
+            .map(|(id, values)| EntityState {
+                id,
+                components: values.cloned().collect(),
+            })
+            .collect()
+    }
+
+    fn apply(
+        &mut self,
+        changed: &[(EntityId, Vec<(usize, ComponentValue)>)],
+        removed: &[EntityId],
+    ) {
+        let k = self.table.len();
+        for (id, values) in changed {
+            let slots = self.entities.entry(*id).or_insert_with(|| vec![None; k]);
+            for (tag, value) in values {
+                slots[*tag] = Some(value.clone());
+            }
+        }
+        for id in removed {
+            self.entities.remove(id);
+        }
+    }
+
+    /// Encode `delta` against this world, appending to `out`, and apply it. On an error
+    /// nothing is written and the world is unchanged.
+    pub fn encode_delta(&mut self, delta: &Delta, out: &mut Vec<u8>) -> Result<(), CompactError> {
+        // Sorted, each component by its tag.
+        let mut changed: Vec<(EntityId, Vec<(usize, ComponentValue)>)> =
+            Vec::with_capacity(delta.changed.len());
+        for e in &delta.changed {
+            let mut values = Vec::with_capacity(e.components.len());
+            for value in &e.components {
+                let tag = self
+                    .table
+                    .tag(value.name())
+                    .ok_or_else(|| CompactError::UnknownComponent(value.name().to_string()))?;
+                if values.iter().any(|(t, _)| *t == tag) {
+                    return Err(CompactError::Repeated(e.id));
+                }
+                if let Layout::Ints(_) = self.table.layouts[tag]
+                    && ints(value).is_none()
+                {
+                    return Err(CompactError::Shape(value.name().to_string()));
+                }
+                values.push((tag, value.clone()));
+            }
+            values.sort_by_key(|(t, _)| *t);
+            changed.push((e.id, values));
+        }
+        changed.sort_by_key(|(id, _)| *id);
+        if let Some(w) = changed.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(CompactError::Repeated(w[0].0));
+        }
+        // Only what exists, or is in this delta, can be removed (a decoder bounds the count
+        // by that).
+        let mut removed: Vec<EntityId> = delta
+            .removed
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.entities.contains_key(id)
+                    || changed.binary_search_by_key(id, |(e, _)| *e).is_ok()
+            })
+            .collect();
+        removed.sort();
+        removed.dedup();
+
+        put_uvarint(out, changed.len() as u64);
+        put_uvarint(out, removed.len() as u64);
+        if let Some((first, _)) = changed.first() {
+            put_uvarint(out, u64::from(first.0));
+        }
+        if let Some(first) = removed.first() {
+            put_uvarint(out, u64::from(first.0));
+        }
+        let mut bits = BitWriter::new(out);
+        let gaps = |ids: &mut dyn Iterator<Item = u32>| -> Vec<u64> {
+            let ids: Vec<u32> = ids.collect();
+            ids.windows(2).map(|w| u64::from(w[1] - w[0] - 1)).collect()
+        };
+        bits.column(&gaps(&mut changed.iter().map(|(id, _)| id.0)));
+        bits.column(&gaps(&mut removed.iter().map(|id| id.0)));
+        let k = self.table.len() as u32;
+        let mut previous = 0u64;
+        for (_, values) in &changed {
+            let mask = values.iter().fold(0u64, |m, (t, _)| m | 1 << t);
+            if mask == previous {
+                bits.put(1, 1);
+            } else {
+                bits.put(0, 1);
+                bits.put(mask, k);
+                previous = mask;
+            }
+        }
+        let mut column = Vec::new();
+        let mut wholes: Vec<&ComponentValue> = Vec::new();
+        for tag in 0..self.table.len() {
+            let with_tag = || {
+                changed.iter().filter_map(move |(id, values)| {
+                    values
+                        .iter()
+                        .find(|(t, _)| *t == tag)
+                        .map(|(_, v)| (*id, v))
+                })
+            };
+            match self.table.layouts[tag] {
+                Layout::Ints(m) => {
+                    for old_group in [true, false] {
+                        for f in 0..m {
+                            column.clear();
+                            for (id, value) in with_tag() {
+                                let new = ints(value).unwrap_or_default()[f];
+                                match (old_group, self.get(id, tag).and_then(ints)) {
+                                    (true, Some(old)) => {
+                                        column.push(zigzag(new.wrapping_sub(old[f])))
+                                    }
+                                    (false, None) => column.push(zigzag(new)),
+                                    _ => {}
+                                }
+                            }
+                            bits.column(&column);
+                        }
+                    }
+                }
+                Layout::Whole => wholes.extend(with_tag().map(|(_, v)| v)),
+            }
+        }
+        bits.finish();
+        let mut body = Vec::new();
+        for value in wholes {
+            body.clear();
+            // Component values are plain data and always encode.
+            let _ = encode_into(value, &mut body);
+            put_uvarint(out, body.len() as u64);
+            out.extend_from_slice(&body);
+        }
+        self.apply(&changed, &removed);
+        Ok(())
+    }
+
+    /// Decode a delta encoded against this world, and apply it; `tick` and `seq` are the
+    /// frame's. On an error the world is unchanged.
+    pub fn decode_delta(
+        &mut self,
+        bytes: &[u8],
+        tick: Tick,
+        seq: Seq,
+    ) -> Result<Delta, DecodeError> {
+        let mut r = Bytes::new(bytes);
+        // Every changed entity takes at least one bit, every removed one at least none: bound
+        // the counts by the bits that remain (and removed ids by the id space).
+        let n_changed = r.count_bits(1)?;
+        // Only an entity that exists, or is in this delta, can be removed.
+        let n_removed = r.uvarint()?;
+        if n_removed > (self.entities.len() + n_changed) as u64 {
+            return Err(r.invalid(format!(
+                "{n_removed} removed entities, of {} known",
+                self.entities.len() + n_changed
+            )));
+        }
+        let first_changed = if n_changed > 0 { Some(r.u32()?) } else { None };
+        let first_removed = if n_removed > 0 { Some(r.u32()?) } else { None };
+        let start = r.at;
+        let mut bits = BitReader::new(&bytes[start..], start);
+        let changed_ids = bits.ids(first_changed, n_changed)?;
+        let removed_ids = bits.ids(first_removed, n_removed as usize)?;
+        let k = self.table.len() as u32;
+        let mut masks = Vec::with_capacity(n_changed);
+        let mut previous = 0u64;
+        for _ in 0..n_changed {
+            if bits.get(1)? == 0 {
+                previous = bits.get(k)?;
+            }
+            masks.push(previous);
+        }
+        let mut changed: Vec<(EntityId, Vec<(usize, ComponentValue)>)> =
+            changed_ids.iter().map(|id| (*id, Vec::new())).collect();
+        let mut whole_slots: Vec<(usize, usize)> = Vec::new(); // (entity index, tag)
+        for tag in 0..self.table.len() {
+            let members: Vec<usize> = (0..n_changed)
+                .filter(|i| masks[*i] >> tag & 1 == 1)
+                .collect();
+            match self.table.layouts[tag] {
+                Layout::Ints(m) => {
+                    let (old, new): (Vec<usize>, Vec<usize>) = members
+                        .iter()
+                        .partition(|i| self.get(changed_ids[**i], tag).and_then(ints).is_some());
+                    let mut fields: BTreeMap<usize, [i64; 3]> = BTreeMap::new();
+                    for f in 0..m {
+                        let column = bits.column(old.len())?;
+                        for (i, v) in old.iter().zip(column) {
+                            let base = self
+                                .get(changed_ids[*i], tag)
+                                .and_then(ints)
+                                .unwrap_or_default();
+                            fields.entry(*i).or_insert(base)[f] = base[f].wrapping_add(unzigzag(v));
+                        }
+                    }
+                    for f in 0..m {
+                        let column = bits.column(new.len())?;
+                        for (i, v) in new.iter().zip(column) {
+                            fields.entry(*i).or_default()[f] = unzigzag(v);
+                        }
+                    }
+                    let name = &self.table.names[tag];
+                    for (i, f) in fields {
+                        let value = from_ints(name, f).ok_or_else(|| DecodeError::Invalid {
+                            offset: start as u64,
+                            detail: format!(
+                                "entity {}: a field of {name:?} is out of its range",
+                                changed_ids[i].0
+                            ),
+                        })?;
+                        changed[i].1.push((tag, value));
+                    }
+                }
+                Layout::Whole => whole_slots.extend(members.iter().map(|i| (*i, tag))),
+            }
+        }
+        bits.end()?;
+        r.at = start + bits.bytes_used();
+        for (i, tag) in whole_slots {
+            let len = r.count(1)?;
+            let at = r.at;
+            let body = r.take(len)?;
+            let value: ComponentValue =
+                decode_with(body, DecodeLimits::TRUSTED).map_err(|e| DecodeError::Invalid {
+                    offset: at as u64,
+                    detail: format!("component {:?}: {e}", self.table.names[tag]),
+                })?;
+            if value.name() != self.table.names[tag] {
+                return Err(DecodeError::Invalid {
+                    offset: at as u64,
+                    detail: format!(
+                        "a {:?} value where tag {tag} is {:?}",
+                        value.name(),
+                        self.table.names[tag]
+                    ),
+                });
+            }
+            changed[i].1.push((tag, value));
+        }
+        if !r.rest().is_empty() {
+            return Err(DecodeError::TrailingBytes {
+                used: r.at as u64,
+                extra: r.rest().len() as u64,
+            });
+        }
+        for (_, values) in &mut changed {
+            values.sort_by_key(|(t, _)| *t);
+        }
+        self.apply(&changed, &removed_ids);
+        Ok(Delta {
+            tick,
+            seq,
+            changed: changed
+                .into_iter()
+                .map(|(id, values)| EntityState {
+                    id,
+                    components: values.into_iter().map(|(_, v)| v).collect(),
+                })
+                .collect(),
+            removed: removed_ids,
+        })
+    }
+}
+
+/// Append `v` as an unsigned LEB128 varint.
+pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A cursor over bytes, with every read checked.
+struct Bytes<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Bytes<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Bytes { bytes, at: 0 }
+    }
+
+    fn invalid(&self, detail: String) -> DecodeError {
+        DecodeError::Invalid {
+            offset: self.at as u64,
+            detail,
+        }
+    }
+
+    fn truncated(&self) -> DecodeError {
+        DecodeError::Truncated {
+            offset: self.at as u64,
+            len: self.bytes.len(),
+        }
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        let b = *self.bytes.get(self.at).ok_or_else(|| self.truncated())?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn uvarint(&mut self) -> Result<u64, DecodeError> {
+        let start = self.at;
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            let part = u64::from(b & 0x7f);
+            if shift == 63 && part > 1 {
+                break;
+            }
+            v |= part << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        self.at = start;
+        Err(self.invalid("a varint longer than 64 bits".into()))
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let v = self.uvarint()?;
+        u32::try_from(v).map_err(|_| self.invalid(format!("{v} does not fit 32 bits")))
+    }
+
+    /// A count of items that take at least `min_bytes` each: never more than the bytes left.
+    fn count(&mut self, min_bytes: usize) -> Result<usize, DecodeError> {
+        let v = self.uvarint()?;
+        let left = (self.bytes.len() - self.at) as u64;
+        if v > left / min_bytes.max(1) as u64 {
+            return Err(self.invalid(format!("a count of {v} with {left} bytes left")));
+        }
+        Ok(v as usize)
+    }
+
+    /// A count of items that take at least `min_bits` each.
+    fn count_bits(&mut self, min_bits: u64) -> Result<usize, DecodeError> {
+        let v = self.uvarint()?;
+        let left = (self.bytes.len() - self.at) as u64 * 8;
+        if v > left / min_bits.max(1) {
+            return Err(self.invalid(format!("a count of {v} with {left} bits left")));
+        }
+        Ok(v as usize)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.bytes.len());
+        let end = end.ok_or_else(|| self.truncated())?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.at..]
+    }
+}
+
+/// Bits appended to a byte buffer, least significant first.
+struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        BitWriter { out, acc: 0, n: 0 }
+    }
+
+    /// The low `bits` bits of `v` (0 to 64).
+    fn put(&mut self, mut v: u64, mut bits: u32) {
+        while bits > 0 {
+            let take = bits.min(64 - self.n);
+            let part = if take == 64 {
+                v
+            } else {
+                v & ((1u64 << take) - 1)
+            };
+            self.acc |= part << self.n;
+            self.n += take;
+            v = if take == 64 { 0 } else { v >> take };
+            bits -= take;
+            if self.n == 64 {
+                self.out.extend_from_slice(&self.acc.to_le_bytes());
+                self.acc = 0;
+                self.n = 0;
+            }
+        }
+    }
+
+    /// A column: nothing if empty, else its width in 7 bits and each value in that width.
+    fn column(&mut self, values: &[u64]) {
+        if values.is_empty() {
+            return;
+        }
+        let max = values.iter().fold(0, |m, v| m | v);
+        let width = 64 - max.leading_zeros();
+        self.put(u64::from(width), WIDTH_BITS);
+        for v in values {
+            self.put(*v, width);
+        }
+    }
+
+    /// Pad the last byte with zeros.
+    fn finish(self) {
+        let bytes = self.n.div_ceil(8) as usize;
+        self.out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
+    }
+}
+
+/// Bits read from bytes, least significant first; `base` is where the bytes start in the frame
+/// (for error offsets).
+struct BitReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    base: usize,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(bytes: &'a [u8], base: usize) -> Self {
+        BitReader {
+            bytes,
+            pos: 0,
+            base,
+        }
+    }
+
+    fn left(&self) -> usize {
+        self.bytes.len() * 8 - self.pos
+    }
+
+    fn get(&mut self, bits: u32) -> Result<u64, DecodeError> {
+        if bits as usize > self.left() {
+            return Err(DecodeError::Truncated {
+                offset: (self.base + self.pos / 8) as u64,
+                len: self.base + self.bytes.len(),
+            });
+        }
+        let mut v = 0u64;
+        let mut got = 0u32;
+        while got < bits {
+            let byte = self.bytes[self.pos / 8];
+            let off = (self.pos % 8) as u32;
+            let take = (8 - off).min(bits - got);
+            let part = u64::from(byte >> off) & ((1u64 << take) - 1);
+            v |= part << got;
+            got += take;
+            self.pos += take as usize;
+        }
+        Ok(v)
+    }
+
+    fn column(&mut self, n: usize) -> Result<Vec<u64>, DecodeError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let width = self.get(WIDTH_BITS)? as u32;
+        if width > 64 {
+            return Err(DecodeError::Invalid {
+                offset: (self.base + self.pos / 8) as u64,
+                detail: format!("a column {width} bits wide"),
+            });
+        }
+        if (n as u64).saturating_mul(u64::from(width)) > self.left() as u64 {
+            return Err(DecodeError::Truncated {
+                offset: (self.base + self.pos / 8) as u64,
+                len: self.base + self.bytes.len(),
+            });
+        }
+        (0..n).map(|_| self.get(width)).collect()
+    }
+
+    /// `n` increasing ids from the first and a column of gaps.
+    fn ids(&mut self, first: Option<u32>, n: usize) -> Result<Vec<EntityId>, DecodeError> {
+        let Some(first) = first else {
+            return Ok(Vec::new());
+        };
+        let gaps = self.column(n - 1)?;
+        let mut ids = Vec::with_capacity(n);
+        let mut id = first;
+        ids.push(EntityId(id));
+        for gap in gaps {
+            id = u32::try_from(gap)
+                .ok()
+                .and_then(|g| id.checked_add(g))
+                .and_then(|x| x.checked_add(1))
+                .ok_or_else(|| DecodeError::Invalid {
+                    offset: (self.base + self.pos / 8) as u64,
+                    detail: "an entity id past 2^32".into(),
+                })?;
+            ids.push(EntityId(id));
+        }
+        Ok(ids)
+    }
+
+    /// The padding must be zeros.
+    fn end(&self) -> Result<(), DecodeError> {
+        let used = self.bytes_used();
+        let pad = (used * 8 - self.pos) as u32;
+        if pad > 0 && self.bytes[used - 1] >> (8 - pad) != 0 {
+            return Err(DecodeError::Invalid {
+                offset: (self.base + used - 1) as u64,
+                detail: "padding bits are not zero".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn bytes_used(&self) -> usize {
+        self.pos.div_ceil(8)
+    }
+}
