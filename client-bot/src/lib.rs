@@ -184,8 +184,11 @@ impl Connection {
             .parse()
             .map_err(|_| ClientError::Url("the token is not a valid header".into()))?;
         request.headers_mut().insert("authorization", bearer);
+        // tungstenite zeroes its read buffer's free part before every read: a small buffer
+        // keeps the per-frame cost small (a tick frame is tens of bytes; a larger frame, a
+        // snapshot, is read in several reads).
         let config = WebSocketConfig::default()
-            .read_buffer_size(16 * 1024)
+            .read_buffer_size(1024)
             .write_buffer_size(4 * 1024);
         let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
             .await
@@ -451,7 +454,8 @@ impl Session {
         CommandId(self.next_id)
     }
 
-    /// Send a command with the next id; returns the id (the server answers `Ack` or `Rejected`).
+    /// Send a command with the next id; returns the id (answered in a tick frame, or at once with
+    /// `Rejected` when it does not reach the match).
     pub async fn send(&mut self, command: Command) -> Result<CommandId, ClientError> {
         let id = CommandId(self.next_id);
         self.next_id += 1;

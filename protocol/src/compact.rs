@@ -587,16 +587,13 @@ impl World {
         seq: Seq,
     ) -> Result<Delta, DecodeError> {
         let mut r = Bytes::new(bytes);
-        // Every changed entity takes at least one bit, every removed one at least none: bound
-        // the counts by the bits that remain (and removed ids by the id space).
+        // Every changed entity takes at least one bit (its mask): bound the count by the bits
+        // that remain. Only an entity that exists, or is in this delta, can be removed.
         let n_changed = r.count_bits(1)?;
-        // Only an entity that exists, or is in this delta, can be removed.
         let n_removed = r.uvarint()?;
-        if n_removed > (self.entities.len() + n_changed) as u64 {
-            return Err(r.invalid(format!(
-                "{n_removed} removed entities, of {} known",
-                self.entities.len() + n_changed
-            )));
+        let known = self.entities.len() + n_changed;
+        if n_removed > known as u64 {
+            return Err(r.invalid(format!("{n_removed} removed entities, of {known} known")));
         }
         let first_changed = if n_changed > 0 { Some(r.u32()?) } else { None };
         let first_removed = if n_removed > 0 { Some(r.u32()?) } else { None };
@@ -613,53 +610,61 @@ impl World {
             }
             masks.push(previous);
         }
-        let mut changed: Vec<(EntityId, Vec<(usize, ComponentValue)>)> =
-            changed_ids.iter().map(|id| (*id, Vec::new())).collect();
-        let mut whole_slots: Vec<(usize, usize)> = Vec::new(); // (entity index, tag)
+        // (entity index, tag, value), tag by tag; sorted by entity at the end.
+        let mut values: Vec<(usize, usize, ComponentValue)> = Vec::with_capacity(n_changed * 2);
+        let mut fields: Vec<[i64; 3]> = vec![[0; 3]; n_changed];
+        let mut wholes: Vec<(usize, usize)> = Vec::new();
         for tag in 0..self.table.len() {
-            let members: Vec<usize> = (0..n_changed)
-                .filter(|i| masks[*i] >> tag & 1 == 1)
-                .collect();
-            match self.table.layouts[tag] {
-                Layout::Ints(m) => {
-                    let (old, new): (Vec<usize>, Vec<usize>) = members
-                        .iter()
-                        .partition(|i| self.get(changed_ids[**i], tag).and_then(ints).is_some());
-                    let mut fields: BTreeMap<usize, [i64; 3]> = BTreeMap::new();
-                    for f in 0..m {
-                        let column = bits.column(old.len())?;
-                        for (i, v) in old.iter().zip(column) {
-                            let base = self
-                                .get(changed_ids[*i], tag)
-                                .and_then(ints)
-                                .unwrap_or_default();
-                            fields.entry(*i).or_insert(base)[f] = base[f].wrapping_add(unzigzag(v));
-                        }
+            let member = |i: usize| masks[i] >> tag & 1 == 1;
+            let Layout::Ints(m) = self.table.layouts[tag] else {
+                wholes.extend((0..n_changed).filter(|i| member(*i)).map(|i| (i, tag)));
+                continue;
+            };
+            // Old members start from their previous values, new ones from zero.
+            let mut old = Vec::new();
+            let mut new = Vec::new();
+            for i in (0..n_changed).filter(|i| member(*i)) {
+                match self.get(changed_ids[i], tag).and_then(ints) {
+                    Some(base) => {
+                        fields[i] = base;
+                        old.push(i);
                     }
-                    for f in 0..m {
-                        let column = bits.column(new.len())?;
-                        for (i, v) in new.iter().zip(column) {
-                            fields.entry(*i).or_default()[f] = unzigzag(v);
-                        }
-                    }
-                    let name = &self.table.names[tag];
-                    for (i, f) in fields {
-                        let value = from_ints(name, f).ok_or_else(|| DecodeError::Invalid {
-                            offset: start as u64,
-                            detail: format!(
-                                "entity {}: a field of {name:?} is out of its range",
-                                changed_ids[i].0
-                            ),
-                        })?;
-                        changed[i].1.push((tag, value));
+                    None => {
+                        fields[i] = [0; 3];
+                        new.push(i);
                     }
                 }
-                Layout::Whole => whole_slots.extend(members.iter().map(|i| (*i, tag))),
+            }
+            for (group, relative) in [(&old, true), (&new, false)] {
+                // Columns are field-major: one pass over the group per field.
+                #[expect(clippy::needless_range_loop, reason = "f picks the column's field")]
+                for f in 0..m {
+                    let width = bits.width(group.len())?;
+                    for &i in group {
+                        let v = unzigzag(bits.get(width)?);
+                        fields[i][f] = if relative {
+                            fields[i][f].wrapping_add(v)
+                        } else {
+                            v
+                        };
+                    }
+                }
+            }
+            let name = &self.table.names[tag];
+            for &i in old.iter().chain(&new) {
+                let value = from_ints(name, fields[i]).ok_or_else(|| DecodeError::Invalid {
+                    offset: start as u64,
+                    detail: format!(
+                        "entity {}: a field of {name:?} is out of its range",
+                        changed_ids[i].0
+                    ),
+                })?;
+                values.push((i, tag, value));
             }
         }
         bits.end()?;
         r.at = start + bits.bytes_used();
-        for (i, tag) in whole_slots {
+        for (i, tag) in wholes {
             let len = r.count(1)?;
             let at = r.at;
             let body = r.take(len)?;
@@ -678,7 +683,7 @@ impl World {
                     ),
                 });
             }
-            changed[i].1.push((tag, value));
+            values.push((i, tag, value));
         }
         if !r.rest().is_empty() {
             return Err(DecodeError::TrailingBytes {
@@ -686,20 +691,31 @@ impl World {
                 extra: r.rest().len() as u64,
             });
         }
-        for (_, values) in &mut changed {
-            values.sort_by_key(|(t, _)| *t);
+        // Decoded whole: apply, and give the delta back entity by entity, in tag order.
+        values.sort_unstable_by_key(|(i, tag, _)| (*i, *tag));
+        let mut changed: Vec<EntityState> = changed_ids
+            .iter()
+            .map(|id| EntityState {
+                id: *id,
+                components: Vec::new(),
+            })
+            .collect();
+        let slots = self.table.len();
+        for (i, tag, value) in values {
+            let entity = self
+                .entities
+                .entry(changed_ids[i])
+                .or_insert_with(|| vec![None; slots]);
+            entity[tag] = Some(value.clone());
+            changed[i].components.push(value);
         }
-        self.apply(&changed, &removed_ids);
+        for id in &removed_ids {
+            self.entities.remove(id);
+        }
         Ok(Delta {
             tick,
             seq,
-            changed: changed
-                .into_iter()
-                .map(|(id, values)| EntityState {
-                    id,
-                    components: values.into_iter().map(|(_, v)| v).collect(),
-                })
-                .collect(),
+            changed,
             removed: removed_ids,
         })
     }
@@ -882,6 +898,18 @@ impl<'a> BitReader<'a> {
                 len: self.base + self.bytes.len(),
             });
         }
+        // Fast path: up to 56 bits from one unaligned little-endian load.
+        let at = self.pos / 8;
+        if bits <= 56
+            && let Some(word) = self.bytes.get(at..at + 8)
+        {
+            let mut le = [0u8; 8];
+            le.copy_from_slice(word);
+            let off = (self.pos % 8) as u32;
+            let v = (u64::from_le_bytes(le) >> off) & ((1u64 << bits) - 1);
+            self.pos += bits as usize;
+            return Ok(v);
+        }
         let mut v = 0u64;
         let mut got = 0u32;
         while got < bits {
@@ -896,9 +924,11 @@ impl<'a> BitReader<'a> {
         Ok(v)
     }
 
-    fn column(&mut self, n: usize) -> Result<Vec<u64>, DecodeError> {
+    /// The width of a column of `n` values (nothing is read for an empty one), checked
+    /// against the bits that remain.
+    fn width(&mut self, n: usize) -> Result<u32, DecodeError> {
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         let width = self.get(WIDTH_BITS)? as u32;
         if width > 64 {
@@ -913,7 +943,7 @@ impl<'a> BitReader<'a> {
                 len: self.base + self.bytes.len(),
             });
         }
-        (0..n).map(|_| self.get(width)).collect()
+        Ok(width)
     }
 
     /// `n` increasing ids from the first and a column of gaps.
@@ -921,11 +951,12 @@ impl<'a> BitReader<'a> {
         let Some(first) = first else {
             return Ok(Vec::new());
         };
-        let gaps = self.column(n - 1)?;
+        let width = self.width(n - 1)?;
         let mut ids = Vec::with_capacity(n);
         let mut id = first;
         ids.push(EntityId(id));
-        for gap in gaps {
+        for _ in 1..n {
+            let gap = self.get(width)?;
             id = u32::try_from(gap)
                 .ok()
                 .and_then(|g| id.checked_add(g))

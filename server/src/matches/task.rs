@@ -177,10 +177,13 @@ impl MatchTask {
         metrics.matches_running.inc();
         let mut timer = tokio::time::interval(self.config.tick_period());
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let cancel = self.cancel.clone();
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
         let outcome: Result<Option<Ending>, String> = loop {
             tokio::select! {
                 biased;
-                () = self.cancel.cancelled() => break Ok(None),
+                () = &mut cancelled => break Ok(None),
                 _ = timer.tick() => match self.tick(&mut inbox) {
                     Ok(Some(ending)) => break Ok(Some(ending)),
                     Ok(None) => {}

@@ -62,10 +62,12 @@ impl AppState {
     }
 
     /// tungstenite's settings for one connection: small read and write buffers (so thousands
-    /// of idle sockets stay cheap), a bounded write backlog, and the frame size limit.
+    /// of idle sockets stay cheap, and because tungstenite zeroes the read buffer's free part
+    /// before every read: a command is tens of bytes), a bounded write backlog, and the frame
+    /// size limit.
     pub(crate) fn ws_config(&self, max_message: usize) -> WebSocketConfig {
         WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
+            .read_buffer_size(1024)
             .write_buffer_size(16 * 1024)
             .max_write_buffer_size(512 * 1024)
             .max_message_size(Some(max_message))

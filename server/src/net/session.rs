@@ -127,10 +127,14 @@ pub(crate) async fn write_loop<S>(
             Message::Binary(f)
         }
     };
+    // One cancellation future for the whole loop: making one per turn registers (and locks)
+    // anew every tick.
+    let cancelled = control.cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         tokio::select! {
             biased;
-            () = control.cancel.cancelled() => break,
+            () = &mut cancelled => break,
             frame = frames.recv() => {
                 let Some(first) = frame else { break };
                 let mut batch = vec![first];
@@ -148,7 +152,16 @@ pub(crate) async fn write_loop<S>(
                     }
                     sink.flush().await
                 };
-                match tokio::time::timeout(config.write_timeout, write).await {
+                // Most writes complete at once (the socket has room): only a write that has to
+                // wait gets a deadline, so the common case arms no timer.
+                let mut write = std::pin::pin!(write);
+                let done = match futures_util::poll!(write.as_mut()) {
+                    std::task::Poll::Ready(result) => Ok(result),
+                    std::task::Poll::Pending => {
+                        tokio::time::timeout(config.write_timeout, write).await
+                    }
+                };
+                match done {
                     Ok(Ok(())) => {
                         state.metrics.frames_out.inc_by(count);
                         state.metrics.bytes_out.inc_by(bytes as u64);
@@ -323,9 +336,11 @@ where
         };
         let mut rate = RateLimit::new(state.config.commands_per_sec, state.config.command_burst);
         let handle = state.registry.running(seat.match_id);
+        let cancelled = control.cancel.cancelled();
+        tokio::pin!(cancelled);
         loop {
             let incoming = tokio::select! {
-                () = control.cancel.cancelled() => break,
+                () = &mut cancelled => break,
                 incoming = next_frame(&mut stream, &liveness, &state, state.config.max_frame_bytes) => incoming,
             };
             let bytes = match incoming {
