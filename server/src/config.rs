@@ -105,6 +105,10 @@ pub struct ConfigArgs {
     /// [default: 1200; 1..=100000]
     #[arg(long, env = "TICKFORGE_SPECTATOR_WINDOW_TICKS")]
     pub spectator_window_ticks: Option<usize>,
+    /// Milliseconds a live spectator's ticks are gathered before they are written together
+    /// (one write instead of one per tick; 0: every tick as it comes) [default: 100; 0..=1000]
+    #[arg(long, env = "TICKFORGE_SPECTATOR_BATCH_MS")]
+    pub spectator_batch_ms: Option<u64>,
     /// Matches that may run at once; lowered at startup to what the open-file limit allows
     /// [default: 1000; 1..=100000]
     #[arg(long, env = "TICKFORGE_MAX_MATCHES")]
@@ -192,6 +196,8 @@ pub struct ServerConfig {
     pub resume_grace: Duration,
     pub resume_window_ticks: usize,
     pub spectator_window_ticks: usize,
+    /// How long a live spectator's ticks are gathered into one write.
+    pub spectator_batch: Duration,
     pub max_matches: usize,
     pub max_matches_per_player: usize,
     pub max_matches_per_address: usize,
@@ -234,6 +240,7 @@ impl Default for ServerConfig {
             resume_grace: Duration::from_secs(30),
             resume_window_ticks: 600,
             spectator_window_ticks: 1200,
+            spectator_batch: Duration::from_millis(100),
             max_matches: 1000,
             max_matches_per_player: 8,
             max_matches_per_address: 32,
@@ -271,6 +278,7 @@ pub const RANGES: &[(&str, u64, u64)] = &[
     ("--resume-grace-secs", 1, 3600),
     ("--resume-window-ticks", 1, 100_000),
     ("--spectator-window-ticks", 1, 100_000),
+    ("--spectator-batch-ms", 0, 1000),
     ("--max-matches", 1, 100_000),
     ("--max-matches-per-player", 1, 100_000),
     ("--max-matches-per-address", 1, 100_000),
@@ -396,6 +404,7 @@ impl ConfigArgs {
             resume_grace_secs,
             resume_window_ticks,
             spectator_window_ticks,
+            spectator_batch_ms,
             max_matches,
             max_matches_per_player,
             max_matches_per_address,
@@ -544,6 +553,12 @@ impl ConfigArgs {
                 self.spectator_window_ticks,
                 d.spectator_window_ticks,
             )?,
+            spectator_batch: ranged(
+                "--spectator-batch-ms",
+                self.spectator_batch_ms,
+                d.spectator_batch.as_millis() as u64,
+            )
+            .map(Duration::from_millis)?,
             max_matches,
             max_matches_per_player: ranged(
                 "--max-matches-per-player",

@@ -88,7 +88,12 @@ fn play(server: &TestServer, id: MatchId, secs: u64) -> Vec<tokio::task::JoinHan
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spectator_from_seq_0_gets_every_event_once_then_follows_live() {
-    let server = TestServer::start(|c| c.spectator_window_ticks = 20).await;
+    // Live ticks one by one (no batching), so that the delay can be measured to the tick.
+    let server = TestServer::start(|c| {
+        c.spectator_window_ticks = 20;
+        c.spectator_batch = Duration::ZERO;
+    })
+    .await;
     let id = server
         .create_match(
             "arena",

@@ -232,6 +232,8 @@ async fn follow(
         From::Seq(_) => None,
     };
     let mut announced_live = false;
+    let batch = state.config.spectator_batch;
+    let mut batch_started = tokio::time::Instant::now();
     loop {
         let live = live_mark(&live_rx, &mut finished_mark, source, state).await?;
         let visible = if live.finished {
@@ -274,7 +276,13 @@ async fn follow(
             Some(rx) => {
                 if rx.changed().await.is_err() {
                     live_rx = None;
+                } else if announced_live && !batch.is_zero() {
+                    // Live: gather the ticks of one batch period, then send them together
+                    // (the writer writes what is queued in one go): one write per period
+                    // instead of one per tick.
+                    tokio::time::sleep_until(batch_started + batch).await;
                 }
+                batch_started = tokio::time::Instant::now();
             }
             None => {
                 return Err((
