@@ -192,14 +192,7 @@ pub fn read_tick_frame(bytes: &[u8]) -> Result<TickFrame, DecodeError> {
     if first & FLAG_REJECTIONS != 0 {
         let n = r.count(2)?;
         for _ in 0..n {
-            let len = r.count(1)?;
-            let at = r.at;
-            let body = r.take(len)?;
-            let rejected: Rejected =
-                decode_with(body, DecodeLimits::TRUSTED).map_err(|e| DecodeError::Invalid {
-                    offset: at as u64,
-                    detail: format!("a rejection: {e}"),
-                })?;
+            let rejected: Rejected = r.msgpack(|| "a rejection".into())?;
             frame.rejections.push(rejected);
         }
     }
@@ -665,14 +658,9 @@ impl World {
         bits.end()?;
         r.at = start + bits.bytes_used();
         for (i, tag) in wholes {
-            let len = r.count(1)?;
             let at = r.at;
-            let body = r.take(len)?;
             let value: ComponentValue =
-                decode_with(body, DecodeLimits::TRUSTED).map_err(|e| DecodeError::Invalid {
-                    offset: at as u64,
-                    detail: format!("component {:?}: {e}", self.table.names[tag]),
-                })?;
+                r.msgpack(|| format!("component {:?}", self.table.names[tag]))?;
             if value.name() != self.table.names[tag] {
                 return Err(DecodeError::Invalid {
                     offset: at as u64,
@@ -810,6 +798,20 @@ impl<'a> Bytes<'a> {
         let out = &self.bytes[self.at..end];
         self.at = end;
         Ok(out)
+    }
+
+    /// A uvarint length, then that many bytes of one MessagePack value.
+    fn msgpack<T: serde::de::DeserializeOwned>(
+        &mut self,
+        what: impl FnOnce() -> String,
+    ) -> Result<T, DecodeError> {
+        let len = self.count(1)?;
+        let at = self.at;
+        let body = self.take(len)?;
+        decode_with(body, DecodeLimits::TRUSTED).map_err(|e| DecodeError::Invalid {
+            offset: at as u64,
+            detail: format!("{}: {e}", what()),
+        })
     }
 
     fn rest(&self) -> &'a [u8] {

@@ -85,6 +85,14 @@ impl TestServer {
             .expect("a guest token")
     }
 
+    /// A player `name` joined to match `id` (with a guest token of that name).
+    pub async fn join(&self, id: MatchId, name: &str) -> tickforge_client::Session {
+        let token = self.token(name).await;
+        tickforge_client::Session::join(&self.url, &token, Some(id), name)
+            .await
+            .expect("joins")
+    }
+
     /// A guest spectator token.
     pub async fn spectator_token(&self, name: &str) -> String {
         tickforge_client::guest_token(&self.url, name, true)
@@ -116,6 +124,23 @@ impl TestServer {
             tick.0
         );
     }
+}
+
+/// Read (and apply) until `session`'s mirror reaches `tick`, answering nothing; returns the
+/// messages seen.
+pub async fn read_until(
+    session: &mut tickforge_client::Session,
+    tick: Tick,
+) -> Vec<tickforge_protocol::ServerMessage> {
+    let mut seen = Vec::new();
+    while session.mirror().tick() < tick {
+        let message = tokio::time::timeout(Duration::from_secs(10), session.recv())
+            .await
+            .expect("messages keep coming")
+            .expect("the session holds");
+        seen.push(message);
+    }
+    seen
 }
 
 /// The public part of a full snapshot, shaped like a client mirror (components in the order of

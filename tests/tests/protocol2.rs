@@ -8,28 +8,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tickforge_client::{Connection, Session};
+use tickforge_client::Connection;
 use tickforge_protocol::{ClientMessage, Command, MatchId, ServerMessage, Tick, decode_server};
-use tickforge_tests::TestServer;
+use tickforge_tests::{TestServer, read_until};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-async fn join(server: &TestServer, id: MatchId, name: &str) -> Session {
-    let token = server.token(name).await;
-    Session::join(&server.url, &token, Some(id), name)
-        .await
-        .expect("joins")
-}
-
-/// Read (and apply) until the mirror reaches `tick`.
-async fn read_until(session: &mut Session, tick: Tick) {
-    while session.mirror().tick() < tick {
-        tokio::time::timeout(Duration::from_secs(10), session.recv())
-            .await
-            .expect("frames keep coming")
-            .expect("the session holds");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_resends_every_missed_tick_frame_within_the_window() {
@@ -37,8 +20,8 @@ async fn a_resume_resends_every_missed_tick_frame_within_the_window() {
     let id = server
         .create_match("drift", json!({ "max_players": 3 }), 5)
         .await;
-    let mut a = join(&server, id, "steady").await;
-    let mut b = join(&server, id, "away").await;
+    let mut a = server.join(id, "steady").await;
+    let mut b = server.join(id, "away").await;
     let ea = a.entity();
     let start = Tick(a.mirror().tick().0.max(b.mirror().tick().0) + 3);
     read_until(&mut a, start).await;
@@ -187,7 +170,7 @@ async fn joined_names_the_game_and_the_rules_get_matches_shows() {
     let id = server
         .create_match("drift", json!({ "max_players": 3, "max_step_mm": 250 }), 8)
         .await;
-    let s = join(&server, id, "curious").await;
+    let s = server.join(id, "curious").await;
     assert_eq!(s.game(), "drift");
     let (_, body) = tickforge_client::http::request(&server.url, "GET", "/matches", None, None)
         .await

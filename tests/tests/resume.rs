@@ -6,28 +6,8 @@
 use serde_json::json;
 use std::time::Duration;
 use tickforge_client::{ClientError, Session};
-use tickforge_protocol::{Command, EventKind, MatchId, ServerMessage, Tick};
-use tickforge_tests::TestServer;
-
-async fn join(server: &TestServer, id: MatchId, name: &str) -> Session {
-    let token = server.token(name).await;
-    Session::join(&server.url, &token, Some(id), name)
-        .await
-        .expect("joins")
-}
-
-/// Read until the mirror reaches `tick`, answering nothing; returns the messages seen.
-async fn read_until(session: &mut Session, tick: Tick) -> Vec<ServerMessage> {
-    let mut seen = Vec::new();
-    while session.mirror().tick() < tick {
-        let message = tokio::time::timeout(Duration::from_secs(10), session.recv())
-            .await
-            .expect("messages keep coming")
-            .expect("the session holds");
-        seen.push(message);
-    }
-    seen
-}
+use tickforge_protocol::{Command, EventKind, ServerMessage, Tick};
+use tickforge_tests::{TestServer, read_until};
 
 /// Both players drift for `ticks` deltas (B's commands stop while it is away).
 async fn drift(a: &mut Session, b: Option<&mut Session>, ticks: usize) {
@@ -63,8 +43,8 @@ async fn a_dropped_client_resumes_to_the_same_state_and_duplicates_apply_once() 
     let id = server
         .create_match("drift", json!({ "max_players": 3 }), 1)
         .await;
-    let mut a = join(&server, id, "steady").await;
-    let mut b = join(&server, id, "flaky").await;
+    let mut a = server.join(id, "steady").await;
+    let mut b = server.join(id, "flaky").await;
     drift(&mut a, Some(&mut b), 40).await;
 
     // B drops without a word, misses half a second, and comes back.
@@ -149,8 +129,8 @@ async fn a_gap_beyond_the_window_is_bridged_with_a_snapshot() {
     let id = server
         .create_match("drift", json!({ "max_players": 3 }), 2)
         .await;
-    let mut a = join(&server, id, "steady").await;
-    let mut b = join(&server, id, "flaky").await;
+    let mut a = server.join(id, "steady").await;
+    let mut b = server.join(id, "flaky").await;
     drift(&mut a, Some(&mut b), 20).await;
     b.drop_connection();
     drift(&mut a, None, 60).await;
@@ -177,8 +157,8 @@ async fn a_lost_delta_is_detected_and_resynced() {
     let id = server
         .create_match("drift", json!({ "max_players": 3 }), 3)
         .await;
-    let mut a = join(&server, id, "steady").await;
-    let mut b = join(&server, id, "lossy").await;
+    let mut a = server.join(id, "steady").await;
+    let mut b = server.join(id, "lossy").await;
     drift(&mut a, Some(&mut b), 10).await;
     // Lose one delta on B's side.
     loop {
@@ -212,8 +192,8 @@ async fn a_player_gone_past_the_grace_period_cannot_resume() {
     let id = server
         .create_match("drift", json!({ "max_players": 3 }), 4)
         .await;
-    let mut a = join(&server, id, "steady").await;
-    let mut b = join(&server, id, "gone").await;
+    let mut a = server.join(id, "steady").await;
+    let mut b = server.join(id, "gone").await;
     let eb = b.entity();
     let soon = Tick(b.mirror().tick().0 + 3);
     read_until(&mut b, soon).await;
