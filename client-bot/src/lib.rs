@@ -337,6 +337,8 @@ pub struct Session {
     mirror: Mirror,
     /// The delta of the last tick frame applied.
     last_delta: Option<Delta>,
+    /// Whether [`Session::recv`] keeps each tick's delta (a bot needs only the mirror).
+    keep_deltas: bool,
     next_id: u32,
 }
 
@@ -374,6 +376,7 @@ impl Session {
                     game,
                     rules,
                     last_delta: None,
+                    keep_deltas: true,
                     conn: Some(conn),
                     url: url.to_string(),
                     token: token.to_string(),
@@ -423,9 +426,19 @@ impl Session {
         &self.rules
     }
 
-    /// The delta of the last tick frame [`Session::recv`] applied (none after a snapshot).
+    /// The delta of the last tick frame [`Session::recv`] applied (none after a snapshot, or
+    /// when [`Session::keep_deltas`] is off).
     pub fn last_delta(&self) -> Option<&Delta> {
         self.last_delta.as_ref()
+    }
+
+    /// Keep each tick's delta for [`Session::last_delta`] (the default), or only update the
+    /// mirror, which is cheaper.
+    pub fn keep_deltas(&mut self, keep: bool) {
+        self.keep_deltas = keep;
+        if !keep {
+            self.last_delta = None;
+        }
     }
 
     pub fn resume_token(&self) -> &str {
@@ -499,10 +512,13 @@ impl Session {
     pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
         let message = self.connection()?.recv().await?;
         match &message {
-            ServerMessage::Tick(frame) => {
+            ServerMessage::Tick(frame) if self.keep_deltas => {
                 if let Some(delta) = self.mirror.apply_tick(frame)? {
                     self.last_delta = Some(delta);
                 }
+            }
+            ServerMessage::Tick(frame) => {
+                self.mirror.apply_tick_quietly(frame)?;
             }
             ServerMessage::Snapshot(snapshot) => {
                 self.mirror.apply_snapshot(snapshot)?;

@@ -78,6 +78,15 @@ impl Mirror {
     /// (`Ok(None)`); one that skips ticks is a [`Gap`] and leaves the mirror as it was, as does
     /// a delta that does not decode.
     pub fn apply_tick(&mut self, frame: &TickFrame) -> Result<Option<Delta>, MirrorError> {
+        self.apply(frame, true)
+    }
+
+    /// [`Mirror::apply_tick`] without building the delta: true if the frame was applied.
+    pub fn apply_tick_quietly(&mut self, frame: &TickFrame) -> Result<bool, MirrorError> {
+        self.apply(frame, false).map(|d| d.is_some())
+    }
+
+    fn apply(&mut self, frame: &TickFrame, keep: bool) -> Result<Option<Delta>, MirrorError> {
         if !self.synced || frame.tick > self.tick.next() {
             return Err(Gap {
                 expected: self.tick.next(),
@@ -89,7 +98,16 @@ impl Mirror {
             return Ok(None);
         }
         let seq = Seq(self.seq.0.saturating_add(frame.events));
-        let delta = self.world.decode_delta(&frame.delta, frame.tick, seq)?;
+        let delta = if keep {
+            self.world.decode_delta(&frame.delta, frame.tick, seq)?
+        } else {
+            self.world.apply_delta(&frame.delta)?;
+            Delta {
+                tick: frame.tick,
+                seq,
+                ..Delta::default()
+            }
+        };
         self.tick = frame.tick;
         self.seq = seq;
         Ok(Some(delta))

@@ -258,18 +258,49 @@ impl ComponentTable {
 /// How a component's value is packed: as integer fields, or whole (MessagePack).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Layout {
-    Ints(usize),
+    Ints(IntKind),
     Whole,
+}
+
+/// The components packed as integers, by wire name (decided once per table, not per value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IntKind {
+    Pos,
+    Vel,
+    Hp,
+    Score,
+    Cooldown,
+    Pickup,
+    Input,
+    PickupTimer,
+    Projectile,
+}
+
+impl IntKind {
+    /// How many integer fields the component has.
+    fn fields(self) -> usize {
+        match self {
+            IntKind::Pos | IntKind::Vel | IntKind::Hp | IntKind::Score => 2,
+            IntKind::Projectile => 3,
+            _ => 1,
+        }
+    }
 }
 
 impl Layout {
     fn of(name: &str) -> Layout {
-        match name {
-            "pos" | "vel" | "hp" | "score" => Layout::Ints(2),
-            "cooldown" | "pickup" | "input" | "pickup_timer" => Layout::Ints(1),
-            "projectile" => Layout::Ints(3),
-            _ => Layout::Whole,
-        }
+        Layout::Ints(match name {
+            "pos" => IntKind::Pos,
+            "vel" => IntKind::Vel,
+            "hp" => IntKind::Hp,
+            "score" => IntKind::Score,
+            "cooldown" => IntKind::Cooldown,
+            "pickup" => IntKind::Pickup,
+            "input" => IntKind::Input,
+            "pickup_timer" => IntKind::PickupTimer,
+            "projectile" => IntKind::Projectile,
+            _ => return Layout::Whole,
+        })
     }
 }
 
@@ -304,46 +335,45 @@ fn ints(value: &ComponentValue) -> Option<[i64; 3]> {
     })
 }
 
-/// The value called `name` from its integer fields, each checked against its type.
-fn from_ints(name: &str, f: [i64; 3]) -> Option<ComponentValue> {
+/// The value of `kind` from its integer fields, each checked against its type.
+fn from_ints(kind: IntKind, f: [i64; 3]) -> Option<ComponentValue> {
     use ComponentValue as C;
     let i32_ = |v: i64| i32::try_from(v).ok();
     let u32_ = |v: i64| u32::try_from(v).ok();
     let tick = |v: i64| Tick(v as u64);
     let opt = |v: i64| (v != 0).then(|| Tick((v as u64).wrapping_sub(1)));
-    Some(match name {
-        "pos" => C::Position {
+    Some(match kind {
+        IntKind::Pos => C::Position {
             x: i32_(f[0])?,
             y: i32_(f[1])?,
         },
-        "vel" => C::Velocity {
+        IntKind::Vel => C::Velocity {
             vx: i32_(f[0])?,
             vy: i32_(f[1])?,
         },
-        "hp" => C::Health {
+        IntKind::Hp => C::Health {
             hp: i32_(f[0])?,
             respawn_at: opt(f[1]),
         },
-        "score" => C::Score {
+        IntKind::Score => C::Score {
             kills: u32_(f[0])?,
             deaths: u32_(f[1])?,
         },
-        "cooldown" => C::Cooldown {
+        IntKind::Cooldown => C::Cooldown {
             ready_at: tick(f[0]),
         },
-        "pickup" => C::Pickup { heal: i32_(f[0])? },
-        "input" => C::LastInput {
+        IntKind::Pickup => C::Pickup { heal: i32_(f[0])? },
+        IntKind::Input => C::LastInput {
             input: CommandId(u32_(f[0])?),
         },
-        "pickup_timer" => C::PickupTimer {
+        IntKind::PickupTimer => C::PickupTimer {
             next_at: tick(f[0]),
         },
-        "projectile" => C::Projectile {
+        IntKind::Projectile => C::Projectile {
             shooter: EntityId(u32_(f[0])?),
             fired_at: tick(f[1]),
             expires_at: tick(f[2]),
         },
-        _ => return None,
     })
 }
 
@@ -537,7 +567,8 @@ impl World {
                 })
             };
             match self.table.layouts[tag] {
-                Layout::Ints(m) => {
+                Layout::Ints(kind) => {
+                    let m = kind.fields();
                     for old_group in [true, false] {
                         for f in 0..m {
                             column.clear();
@@ -579,6 +610,27 @@ impl World {
         tick: Tick,
         seq: Seq,
     ) -> Result<Delta, DecodeError> {
+        let (changed, removed) = self.decode(bytes, true)?;
+        Ok(Delta {
+            tick,
+            seq,
+            changed,
+            removed,
+        })
+    }
+
+    /// [`World::decode_delta`] without giving the delta back (for a client that needs only
+    /// the world: a bot).
+    pub fn apply_delta(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        self.decode(bytes, false).map(|_| ())
+    }
+
+    /// Decode and apply; the changed entities (if `keep`) and the removed ones.
+    fn decode(
+        &mut self,
+        bytes: &[u8],
+        keep: bool,
+    ) -> Result<(Vec<EntityState>, Vec<EntityId>), DecodeError> {
         let mut r = Bytes::new(bytes);
         // Every changed entity takes at least one bit (its mask): bound the count by the bits
         // that remain. Only an entity that exists, or is in this delta, can be removed.
@@ -607,15 +659,17 @@ impl World {
         let mut values: Vec<(usize, usize, ComponentValue)> = Vec::with_capacity(n_changed * 2);
         let mut fields: Vec<[i64; 3]> = vec![[0; 3]; n_changed];
         let mut wholes: Vec<(usize, usize)> = Vec::new();
+        let (mut old, mut new) = (Vec::new(), Vec::new());
         for tag in 0..self.table.len() {
             let member = |i: usize| masks[i] >> tag & 1 == 1;
-            let Layout::Ints(m) = self.table.layouts[tag] else {
+            let Layout::Ints(kind) = self.table.layouts[tag] else {
                 wholes.extend((0..n_changed).filter(|i| member(*i)).map(|i| (i, tag)));
                 continue;
             };
             // Old members start from their previous values, new ones from zero.
-            let mut old = Vec::new();
-            let mut new = Vec::new();
+            let m = kind.fields();
+            old.clear();
+            new.clear();
             for i in (0..n_changed).filter(|i| member(*i)) {
                 match self.get(changed_ids[i], tag).and_then(ints) {
                     Some(base) => {
@@ -645,7 +699,7 @@ impl World {
             }
             let name = &self.table.names[tag];
             for &i in old.iter().chain(&new) {
-                let value = from_ints(name, fields[i]).ok_or_else(|| DecodeError::Invalid {
+                let value = from_ints(kind, fields[i]).ok_or_else(|| DecodeError::Invalid {
                     offset: start as u64,
                     detail: format!(
                         "entity {}: a field of {name:?} is out of its range",
@@ -680,32 +734,34 @@ impl World {
             });
         }
         // Decoded whole: apply, and give the delta back entity by entity, in tag order.
-        values.sort_unstable_by_key(|(i, tag, _)| (*i, *tag));
-        let mut changed: Vec<EntityState> = changed_ids
-            .iter()
-            .map(|id| EntityState {
-                id: *id,
-                components: Vec::new(),
-            })
-            .collect();
         let slots = self.table.len();
+        let mut changed: Vec<EntityState> = Vec::new();
+        if keep {
+            values.sort_unstable_by_key(|(i, tag, _)| (*i, *tag));
+            changed = changed_ids
+                .iter()
+                .map(|id| EntityState {
+                    id: *id,
+                    components: Vec::new(),
+                })
+                .collect();
+        }
         for (i, tag, value) in values {
             let entity = self
                 .entities
                 .entry(changed_ids[i])
                 .or_insert_with(|| vec![None; slots]);
-            entity[tag] = Some(value.clone());
-            changed[i].components.push(value);
+            if keep {
+                entity[tag] = Some(value.clone());
+                changed[i].components.push(value);
+            } else {
+                entity[tag] = Some(value);
+            }
         }
         for id in &removed_ids {
             self.entities.remove(id);
         }
-        Ok(Delta {
-            tick,
-            seq,
-            changed,
-            removed: removed_ids,
-        })
+        Ok((changed, removed_ids))
     }
 }
 

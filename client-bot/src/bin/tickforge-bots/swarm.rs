@@ -267,6 +267,8 @@ async fn play_bot(
                 return result;
             }
         };
+    // A bot reads the mirror, never a tick's delta: decoding into the mirror alone is cheaper.
+    session.keep_deltas(false);
     result.connected = true;
     live.connected.fetch_add(1, Ordering::Relaxed);
     let me = session.entity();
