@@ -170,8 +170,58 @@ impl JoinRefused {
 /// (too slow, match stopped, replaced by a resume).
 #[derive(Debug, Default)]
 pub struct SessionControl {
-    pub cancel: CancellationToken,
+    pub cancel: Cancel,
     close: Mutex<Option<(CloseCode, String)>>,
+}
+
+/// Who waits on a connection's [`Cancel`]: each has a slot of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waiter {
+    /// The task that reads the client's frames.
+    Reader = 0,
+    /// The task that writes to the client.
+    Writer = 1,
+    /// A spectator's main loop (its cursor and its reader).
+    Main = 2,
+}
+
+/// A connection's "stop now" flag. Its tasks wait on it every time they wake, so polling it
+/// costs an atomic load and a waker registration (a `CancellationToken` takes a mutex on every
+/// poll, twice).
+#[derive(Debug, Default)]
+pub struct Cancel {
+    done: std::sync::atomic::AtomicBool,
+    wakers: [futures_util::task::AtomicWaker; 3],
+}
+
+impl Cancel {
+    /// Stop: every waiter wakes.
+    pub fn cancel(&self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        for waker in &self.wakers {
+            waker.wake();
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.done.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once [`Cancel::cancel`] has been called; `who` picks the slot its waker takes.
+    pub fn cancelled(&self, who: Waiter) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.is_cancelled() {
+                return std::task::Poll::Ready(());
+            }
+            self.wakers[who as usize].register(cx.waker());
+            // A cancel between the check and the registration has woken nobody: look again.
+            if self.is_cancelled() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    }
 }
 
 impl SessionControl {

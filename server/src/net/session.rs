@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes, protocol::CloseFr
 
 use super::AppState;
 use crate::auth::Claims;
-use crate::matches::{ClientOut, Control, Inbound, JoinRefused, Seat, SessionControl};
+use crate::matches::{ClientOut, Control, Inbound, JoinRefused, Seat, SessionControl, Waiter};
 
 /// What the writer needs to know about liveness.
 #[derive(Debug)]
@@ -129,7 +129,7 @@ pub(crate) async fn write_loop<S>(
     };
     // One cancellation future for the whole loop: making one per turn registers (and locks)
     // anew every tick.
-    let cancelled = control.cancel.cancelled();
+    let cancelled = control.cancel.cancelled(Waiter::Writer);
     tokio::pin!(cancelled);
     loop {
         tokio::select! {
@@ -320,7 +320,7 @@ where
     state.metrics.players.inc();
 
     let seat = tokio::select! {
-        () = control.cancel.cancelled() => None,
+        () = control.cancel.cancelled(Waiter::Reader) => None,
         seat = handshake(&mut stream, &liveness, &state, &claims, &out) => match seat {
             Ok(seat) => Some(seat),
             Err((code, reason)) => {
@@ -336,7 +336,7 @@ where
         };
         let mut rate = RateLimit::new(state.config.commands_per_sec, state.config.command_burst);
         let handle = state.registry.running(seat.match_id);
-        let cancelled = control.cancel.cancelled();
+        let cancelled = control.cancel.cancelled(Waiter::Reader);
         tokio::pin!(cancelled);
         loop {
             let incoming = tokio::select! {

@@ -21,7 +21,7 @@ use super::AppState;
 use super::session::{Incoming, Liveness, next_frame, write_loop};
 use crate::log::ReplayReader;
 use crate::matches::sinks::{encode_spectator, encode_spectator_tick};
-use crate::matches::{LiveMark, MatchShared, RingSearch, SessionControl};
+use crate::matches::{LiveMark, MatchShared, RingSearch, SessionControl, Waiter};
 
 /// Where a spectator starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +165,7 @@ pub(crate) async fn run_spectator<S>(
     };
     let cursor = follow(params, &source, &frames_tx, &state);
     tokio::select! {
-        () = control.cancel.cancelled() => {}
+        () = control.cancel.cancelled(Waiter::Main) => {}
         () = reader => {}
         result = cursor => match result {
             Ok(()) => control.close(CloseCode::Normal, "the match is over"),
