@@ -16,7 +16,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tickforge_benches::{arena_inputs, arena_with, drift_with};
-use tickforge_protocol::compact::{ComponentTable, World, int_fields, put_uvarint};
+use tickforge_protocol::compact::{ComponentTable, World, int_fields, put_uvarint, zigzag};
 use tickforge_protocol::{
     Command, CommandId, ComponentValue, Delta, EntityId, PlayerId, Snapshot, encode_into,
 };
@@ -79,10 +79,6 @@ fn drift_series() -> Series {
 
 fn arena_series() -> Series {
     series("arena", arena_with(8), |sim, t| arena_inputs(sim, 8, t))
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
 }
 
 /// The previous tick's values, for the candidates that encode differences.

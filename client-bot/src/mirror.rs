@@ -78,39 +78,34 @@ impl Mirror {
     /// (`Ok(None)`); one that skips ticks is a [`Gap`] and leaves the mirror as it was, as does
     /// a delta that does not decode.
     pub fn apply_tick(&mut self, frame: &TickFrame) -> Result<Option<Delta>, MirrorError> {
-        self.apply(frame, true)
+        let Some(seq) = self.next(frame)? else {
+            return Ok(None);
+        };
+        let delta = self.world.decode_delta(&frame.delta, frame.tick, seq)?;
+        (self.tick, self.seq) = (frame.tick, seq);
+        Ok(Some(delta))
     }
 
     /// [`Mirror::apply_tick`] without building the delta: true if the frame was applied.
     pub fn apply_tick_quietly(&mut self, frame: &TickFrame) -> Result<bool, MirrorError> {
-        self.apply(frame, false).map(|d| d.is_some())
+        let Some(seq) = self.next(frame)? else {
+            return Ok(false);
+        };
+        self.world.apply_delta(&frame.delta)?;
+        (self.tick, self.seq) = (frame.tick, seq);
+        Ok(true)
     }
 
-    fn apply(&mut self, frame: &TickFrame, keep: bool) -> Result<Option<Delta>, MirrorError> {
+    /// The seq after `frame` if it is the tick after the mirror's, `None` if the mirror has it
+    /// already, a [`Gap`] if it skips ticks.
+    fn next(&self, frame: &TickFrame) -> Result<Option<Seq>, Gap> {
         if !self.synced || frame.tick > self.tick.next() {
             return Err(Gap {
                 expected: self.tick.next(),
                 got: frame.tick,
-            }
-            .into());
+            });
         }
-        if frame.tick <= self.tick {
-            return Ok(None);
-        }
-        let seq = Seq(self.seq.0.saturating_add(frame.events));
-        let delta = if keep {
-            self.world.decode_delta(&frame.delta, frame.tick, seq)?
-        } else {
-            self.world.apply_delta(&frame.delta)?;
-            Delta {
-                tick: frame.tick,
-                seq,
-                ..Delta::default()
-            }
-        };
-        self.tick = frame.tick;
-        self.seq = seq;
-        Ok(Some(delta))
+        Ok((frame.tick > self.tick).then(|| Seq(self.seq.0.saturating_add(frame.events))))
     }
 
     /// One entity's component value by wire name (`"pos"`, `"hp"`, …).

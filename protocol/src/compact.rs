@@ -377,7 +377,8 @@ fn from_ints(kind: IntKind, f: [i64; 3]) -> Option<ComponentValue> {
     })
 }
 
-fn zigzag(v: i64) -> u64 {
+/// A signed integer as an unsigned one, small magnitudes small: 0, −1, 1, −2 … → 0, 1, 2, 3 …
+pub fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
@@ -469,14 +470,14 @@ impl World {
 
     fn apply(
         &mut self,
-        changed: &[(EntityId, Vec<(usize, ComponentValue)>)],
+        changed: Vec<(EntityId, Vec<(usize, ComponentValue)>)>,
         removed: &[EntityId],
     ) {
         let k = self.table.len();
         for (id, values) in changed {
-            let slots = self.entities.entry(*id).or_insert_with(|| vec![None; k]);
+            let slots = self.entities.entry(id).or_insert_with(|| vec![None; k]);
             for (tag, value) in values {
-                slots[*tag] = Some(value.clone());
+                slots[tag] = Some(value);
             }
         }
         for id in removed {
@@ -537,12 +538,14 @@ impl World {
             put_uvarint(out, u64::from(first.0));
         }
         let mut bits = BitWriter::new(out);
-        let gaps = |ids: &mut dyn Iterator<Item = u32>| -> Vec<u64> {
-            let ids: Vec<u32> = ids.collect();
-            ids.windows(2).map(|w| u64::from(w[1] - w[0] - 1)).collect()
+        // Sorted and without repeats: each id minus the previous one minus one.
+        let gaps = |ids: &mut dyn Iterator<Item = EntityId>| -> Vec<u64> {
+            let mut previous = None;
+            ids.filter_map(|id| previous.replace(id.0).map(|p| u64::from(id.0 - p - 1)))
+                .collect()
         };
-        bits.column(&gaps(&mut changed.iter().map(|(id, _)| id.0)));
-        bits.column(&gaps(&mut removed.iter().map(|id| id.0)));
+        bits.column(&gaps(&mut changed.iter().map(|(id, _)| *id)));
+        bits.column(&gaps(&mut removed.iter().copied()));
         let k = self.table.len() as u32;
         let mut previous = 0u64;
         for (_, values) in &changed {
@@ -555,38 +558,37 @@ impl World {
                 previous = mask;
             }
         }
+        // Per tag: the fields of old members as differences from their previous values, and
+        // of new members as they are (each computed once), then one column per field.
+        let (mut old, mut new): (Vec<[u64; 3]>, Vec<[u64; 3]>) = (Vec::new(), Vec::new());
         let mut column = Vec::new();
         let mut wholes: Vec<&ComponentValue> = Vec::new();
         for tag in 0..self.table.len() {
-            let with_tag = || {
-                changed.iter().filter_map(move |(id, values)| {
-                    values
-                        .iter()
-                        .find(|(t, _)| *t == tag)
-                        .map(|(_, v)| (*id, v))
-                })
+            let with_tag = changed.iter().filter_map(|(id, values)| {
+                let (_, value) = values.iter().find(|(t, _)| *t == tag)?;
+                Some((*id, value))
+            });
+            let Layout::Ints(kind) = self.table.layouts[tag] else {
+                wholes.extend(with_tag.map(|(_, v)| v));
+                continue;
             };
-            match self.table.layouts[tag] {
-                Layout::Ints(kind) => {
-                    let m = kind.fields();
-                    for old_group in [true, false] {
-                        for f in 0..m {
-                            column.clear();
-                            for (id, value) in with_tag() {
-                                let new = ints(value).unwrap_or_default()[f];
-                                match (old_group, self.get(id, tag).and_then(ints)) {
-                                    (true, Some(old)) => {
-                                        column.push(zigzag(new.wrapping_sub(old[f])))
-                                    }
-                                    (false, None) => column.push(zigzag(new)),
-                                    _ => {}
-                                }
-                            }
-                            bits.column(&column);
-                        }
+            old.clear();
+            new.clear();
+            for (id, value) in with_tag {
+                let now = ints(value).unwrap_or_default();
+                match self.get(id, tag).and_then(ints) {
+                    Some(was) => {
+                        old.push(std::array::from_fn(|f| zigzag(now[f].wrapping_sub(was[f]))))
                     }
+                    None => new.push(now.map(zigzag)),
                 }
-                Layout::Whole => wholes.extend(with_tag().map(|(_, v)| v)),
+            }
+            for group in [&old, &new] {
+                for f in 0..kind.fields() {
+                    column.clear();
+                    column.extend(group.iter().map(|fields| fields[f]));
+                    bits.column(&column);
+                }
             }
         }
         bits.finish();
@@ -598,7 +600,7 @@ impl World {
             put_uvarint(out, body.len() as u64);
             out.extend_from_slice(&body);
         }
-        self.apply(&changed, &removed);
+        self.apply(changed, &removed);
         Ok(())
     }
 

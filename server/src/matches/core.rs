@@ -8,7 +8,7 @@
 //! (a client's queue full, room again, or gone) comes back as [`Delivered`] with the next
 //! tick; the core decides from it whether a client is behind, owed a snapshot, or too slow.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -382,11 +382,19 @@ impl MatchCore {
         let mut closes = Vec::new();
         let mut stats = TickStats::default();
 
-        // 1. The last tick's deliveries.
-        let mut roomy = Vec::new();
+        // 1. The last tick's deliveries (a report per connection: look each up by index, not by
+        // a search through every seat).
+        let by_conn: BTreeMap<ConnId, PlayerId> = self
+            .players
+            .iter()
+            .filter_map(|(player, slot)| Some((slot.conn?, *player)))
+            .collect();
+        let mut roomy = BTreeSet::new();
         for (conn, delivered) in input.delivered {
-            let Some((&player, slot)) = self.players.iter_mut().find(|(_, s)| s.conn == Some(conn))
-            else {
+            let Some(player) = by_conn.get(&conn).copied() else {
+                continue;
+            };
+            let Some(slot) = self.players.get_mut(&player) else {
                 continue;
             };
             match delivered {
@@ -394,7 +402,9 @@ impl MatchCore {
                     stats.delta_drops += 1;
                     slot.behind_since.get_or_insert(self.sim.last_tick());
                 }
-                Delivered::Roomy => roomy.push(player),
+                Delivered::Roomy => {
+                    roomy.insert(player);
+                }
                 Delivered::Busy => {}
                 Delivered::Closed => {
                     slot.conn = None;
