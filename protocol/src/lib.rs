@@ -14,6 +14,7 @@
 //! - [`message`]: the client, server and spectator message envelopes and [`PROTOCOL_VERSION`].
 //! - [`compact`]: protocol 2's tick frame (one per player per tick) and its compact delta,
 //!   encoded against a [`World`] the server and every client keep alike.
+//! - [`schema`]: every wire type's shape as data, and the TypeScript client's generated types.
 //! - [`replay`]: the header and records of the replay file (the match's event log).
 //! - [`codec`]: MessagePack encoding and the only MessagePack decoder, with its size and nesting
 //!   limits ([`decode_server`] reads a server frame of either kind).
@@ -32,6 +33,7 @@ pub mod game_value;
 pub mod ids;
 pub mod message;
 pub mod replay;
+pub mod schema;
 pub mod state;
 
 pub use codec::{DecodeError, DecodeLimits, EncodeError, decode, decode_with, encode, encode_into};
