@@ -346,6 +346,13 @@ export interface RejectedCommand {
   detail: string;
 }
 
+/** A command refused in a tick: one of a tick frame's rejections (MessagePack). */
+export interface Rejected {
+  id: CommandId;
+  rule: Rule;
+  detail: string;
+}
+
 /** What a client sends on /play. */
 export type ClientMessage =
   | { hello: ClientMessageHello }
@@ -575,6 +582,7 @@ export const WIRE: { [name: string]: WireShape } = {
   },
   Event: { struct: [["match_id", "MatchId"], ["seq", "Seq"], ["tick", "Tick"], ["v", "u16"], ["cause", "Cause"], ["kind", "EventKind"]] },
   RejectedCommand: { struct: [["tick", "Tick"], ["player", "PlayerId"], ["id", "CommandId"], ["command", "Command"], ["rule", "Rule"], ["detail", "str"]] },
+  Rejected: { struct: [["id", "CommandId"], ["rule", "Rule"], ["detail", "str"]] },
   ClientMessage: {
     enum: {
       hello: { struct: [["protocol", "u32"], ["client", "str"]] },

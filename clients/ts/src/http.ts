@@ -1,0 +1,74 @@
+// The server's HTTP endpoints that a game client uses (PROTOCOL.md section 4).
+
+import type { GameConfig, MatchId, Snapshot } from "./generated/protocol.js";
+import { httpBase } from "./socket.js";
+import { convert } from "./wire.js";
+
+/** An HTTP answer other than 2xx, with the server's `error` and `detail`. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    readonly detail: string,
+  ) {
+    super(`${status} ${error}: ${detail}`);
+    this.name = "HttpError";
+  }
+}
+
+async function json(response: Response): Promise<unknown> {
+  const text = await response.text();
+  if (!response.ok) {
+    let body: { error?: string; detail?: string } = {};
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      body = { error: "http_error", detail: text };
+    }
+    throw new HttpError(response.status, body.error ?? "http_error", body.detail ?? text);
+  }
+  return JSON.parse(text);
+}
+
+/** A token from a development server's POST /auth/guest. */
+export async function guestToken(url: string, options: { name?: string; role?: "player" | "spectator" } = {}): Promise<string> {
+  const r = await fetch(`${httpBase(url)}/auth/guest`, { method: "POST", body: JSON.stringify(options) });
+  return ((await json(r)) as { token: string }).token;
+}
+
+/** One match as GET /matches lists it. */
+export interface MatchInfo {
+  id: MatchId;
+  game: string;
+  state: string;
+  tick: number;
+  players: number;
+  max_players: number;
+  config: GameConfig;
+  [more: string]: unknown;
+}
+
+/** POST /matches: create a match of `game` with settings `config` (fields left out take defaults). */
+export async function createMatch(
+  url: string,
+  token: string,
+  spec: { game?: string; config?: { [field: string]: unknown }; seed?: number } = {},
+): Promise<MatchInfo> {
+  const r = await fetch(`${httpBase(url)}/matches`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(spec),
+  });
+  return (await json(r)) as MatchInfo;
+}
+
+/** GET /matches: running and recently finished matches, newest first. */
+export async function listMatches(url: string): Promise<MatchInfo[]> {
+  return (await json(await fetch(`${httpBase(url)}/matches`))) as MatchInfo[];
+}
+
+/** GET /matches/{id}/snapshot: a running match's world as of its last tick. */
+export async function matchSnapshot(url: string, id: MatchId): Promise<Snapshot> {
+  const body = await json(await fetch(`${httpBase(url)}/matches/${id}/snapshot`, { cache: "no-store" }));
+  return convert(body, "Snapshot", "json", "snapshot") as Snapshot;
+}

@@ -1,0 +1,88 @@
+// The WebSocket under a session or a spectator: the browser's, or Node's (Node 22 has it
+// built in; Node 20 with --experimental-websocket), or any constructor with the same API.
+
+/** The part of the standard WebSocket API that the client uses. */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  send(data: Uint8Array | string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** How a connection ended: the close code and reason, or 1006 when it just dropped. */
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+/** A connection that could not be made, or was refused during the handshake. */
+export class ConnectError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+  ) {
+    super(`connection closed with ${code}${reason ? `: ${reason}` : ""}`);
+    this.name = "ConnectError";
+  }
+}
+
+/** The WebSocket address of `path` on the server at `base` (http://, https://, ws:// or wss://). */
+export function wsUrl(base: string, path: string, query: { [k: string]: string | number | undefined }): string {
+  const url = new URL(path, base.replace(/^http/, "ws"));
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+  return url.toString();
+}
+
+/** The HTTP address of the server at `base`. */
+export function httpBase(base: string): string {
+  return base.replace(/^ws/, "http").replace(/\/+$/, "");
+}
+
+export function defaultWebSocket(given?: WebSocketConstructor): WebSocketConstructor {
+  const ctor = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (!ctor) {
+    throw new Error("no WebSocket here: use Node 22 or later, Node 20 with --experimental-websocket, or pass options.WebSocket");
+  }
+  return ctor;
+}
+
+/**
+ * Open a WebSocket and hand each frame (bytes or text) to `onFrame` and the close to
+ * `onClose`. Resolves once open; rejects with a ConnectError if it closes first (an HTTP
+ * refusal before the upgrade shows as 1006: the browser API does not expose the status).
+ */
+export function open(
+  Ctor: WebSocketConstructor,
+  url: string,
+  onFrame: (data: Uint8Array | string) => void,
+  onClose: (closed: Closed) => void,
+): Promise<WebSocketLike> {
+  return new Promise((resolve, reject) => {
+    let opened = false;
+    const ws = new Ctor(url);
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => {
+      opened = true;
+      resolve(ws);
+    };
+    ws.onmessage = (ev) => {
+      const d = ev.data;
+      if (typeof d === "string") onFrame(d);
+      else if (d instanceof ArrayBuffer) onFrame(new Uint8Array(d));
+      else if (ArrayBuffer.isView(d)) onFrame(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    };
+    ws.onerror = () => {};
+    ws.onclose = (ev) => {
+      const closed = { code: ev.code, reason: ev.reason };
+      if (!opened) {
+        reject(new ConnectError(ev.code, ev.reason || "the server refused the connection (check the token, the origin and the address)"));
+      } else onClose(closed);
+    };
+  });
+}

@@ -1,0 +1,130 @@
+// A spectator's feed (PROTOCOL.md section 14): one Tick per tick with its events and state
+// hash, from any seq or live, in JSON or MessagePack. The feed promises no gap and no
+// duplicate; the client checks it, and reports a break as an error rather than hide it.
+
+import { Channel } from "./channel.js";
+import type { MatchId, Seq, ServerMessageError, SpectatorMessage } from "./generated/protocol.js";
+import { DecodeError, decode } from "./msgpack.js";
+import { defaultWebSocket, open, wsUrl, type Closed, type WebSocketConstructor, type WebSocketLike } from "./socket.js";
+import { convert } from "./wire.js";
+
+export interface SpectatorOptions {
+  /** Any valid token, player or spectator. */
+  token: string;
+  /** Start after event `from` (0: the whole match), or "live" (the default). */
+  from?: Seq | "live";
+  /** Follow this many ticks behind live. */
+  delay?: number;
+  /** The feed's encoding (default "msgpack"); both arrive as the same typed messages. */
+  format?: "json" | "msgpack";
+  WebSocket?: WebSocketConstructor;
+  /** How many messages may wait for `next()` (default 4096); 0 queues nothing. */
+  maxQueued?: number;
+}
+
+/** What a spectator receives: the feed's messages, the Error sent before a close, and the end. */
+export type SpectatorEvent = SpectatorMessage | { error: ServerMessageError } | { closed: Closed };
+
+/** The seqs of the feed broke their promise (a gap or a repeat). */
+export class FeedError extends Error {
+  constructor(
+    readonly expected: Seq,
+    readonly got: Seq,
+  ) {
+    super(`the feed skipped or repeated events: seq ${got} where ${expected} was next`);
+    this.name = "FeedError";
+  }
+}
+
+export class Spectator {
+  /** The seq of the last event received (the starting cursor before any). */
+  lastSeq: Seq = 0;
+  /** The last tick received. */
+  tick = 0;
+  /** Whether the feed has caught up with the live match. */
+  live = false;
+  bytesReceived = 0;
+  private ws: WebSocketLike | null = null;
+  private readonly messages: Channel<SpectatorEvent>;
+  private closed = false;
+
+  private constructor(maxQueued: number) {
+    this.messages = new Channel(maxQueued);
+  }
+
+  /** Watch match `matchId` on the server at `url`. */
+  static async watch(url: string, matchId: MatchId, options: SpectatorOptions): Promise<Spectator> {
+    const s = new Spectator(options.maxQueued ?? 4096);
+    const format = options.format ?? "msgpack";
+    if (typeof options.from === "number") s.lastSeq = options.from;
+    const address = wsUrl(url, `/spectate/${matchId}`, {
+      from: options.from ?? "live",
+      delay: options.delay,
+      format,
+      token: options.token,
+    });
+    s.ws = await open(
+      defaultWebSocket(options.WebSocket),
+      address,
+      (d) => s.onFrame(d),
+      (c) => s.finish(c),
+    );
+    return s;
+  }
+
+  on(listener: (message: SpectatorEvent) => void): () => void {
+    return this.messages.on(listener);
+  }
+
+  next(): Promise<SpectatorEvent | undefined> {
+    return this.messages.next();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<SpectatorEvent> {
+    return this.messages[Symbol.asyncIterator]();
+  }
+
+  close(): void {
+    this.ws?.close(1000, "done watching");
+  }
+
+  private onFrame(data: Uint8Array | string): void {
+    this.bytesReceived += typeof data === "string" ? data.length : data.length;
+    let message: SpectatorEvent;
+    try {
+      if (typeof data === "string") {
+        message = convert(JSON.parse(data), "SpectatorMessage", "json", "SpectatorMessage") as SpectatorMessage;
+      } else {
+        const value = decode(data);
+        // The one binary frame of a JSON feed: ServerMessage::Error, just before the close.
+        const isError = typeof value === "object" && value !== null && !Array.isArray(value) && "error" in value;
+        message = isError
+          ? (convert(value, "ServerMessage", "msgpack", "ServerMessage") as { error: ServerMessageError })
+          : (convert(value, "SpectatorMessage", "msgpack", "SpectatorMessage") as SpectatorMessage);
+      }
+    } catch (e) {
+      const reason = e instanceof DecodeError || e instanceof SyntaxError ? `a frame could not be read: ${e.message}` : String(e);
+      this.ws?.close(1000, "unreadable frame");
+      return this.finish({ code: 1007, reason });
+    }
+    if ("tick" in message) {
+      for (const event of message.tick.events) {
+        if (event.seq !== this.lastSeq + 1) {
+          const error = new FeedError(this.lastSeq + 1, event.seq);
+          this.ws?.close(1000, "feed broke");
+          return this.finish({ code: 1007, reason: error.message });
+        }
+        this.lastSeq = event.seq;
+      }
+      this.tick = message.tick.tick;
+    } else if ("live" in message) this.live = true;
+    this.messages.push(message);
+  }
+
+  private finish(closed: Closed): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.messages.push({ closed });
+    this.messages.close();
+  }
+}
