@@ -390,6 +390,11 @@ pub const TYPES: &[TypeDef] = &[
             ("detail", Str),
         ],
     ),
+    strukt(
+        "Rejected",
+        "A command refused in a tick: one of a tick frame's rejections (MessagePack).",
+        &[("id", n("CommandId")), ("rule", n("Rule")), ("detail", Str)],
+    ),
     enumeration(
         "ClientMessage",
         "What a client sends on /play.",

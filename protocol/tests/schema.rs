@@ -266,6 +266,15 @@ fn the_schema_describes_every_sample_exactly_as_serde_encodes_it() {
     for config in configs {
         check(&mut seen, "GameConfig", &config);
     }
+    check(
+        &mut seen,
+        "Rejected",
+        &compact::Rejected {
+            id: CommandId(8),
+            rule: Rule::Cooldown,
+            detail: "ready at tick 30".into(),
+        },
+    );
     for reason in [EndReason::ScoreLimit, EndReason::TimeLimit] {
         check(&mut seen, "EndReason", &reason);
     }
