@@ -17,5 +17,5 @@ export { DecodeError, decode, encode, type Value } from "./msgpack.js";
 export { Session, type Outcome, type SessionMessage, type SessionOptions, type TickUpdate } from "./session.js";
 export { ConnectError, type Closed, type WebSocketConstructor, type WebSocketLike } from "./socket.js";
 export { FeedError, Spectator, type SpectatorEvent, type SpectatorOptions } from "./spectator.js";
-export { convert, toWire, type Form } from "./wire.js";
+export { convert, toWire, variant, type Form, type VariantOf } from "./wire.js";
 export { World, componentName, isTickFrame, readTickFrame, type Delta, type TickFrame } from "./world.js";

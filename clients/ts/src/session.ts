@@ -28,12 +28,16 @@ import { World, isTickFrame, readTickFrame, type Delta, type TickFrame } from ".
 export interface SessionOptions {
   /** A player token (`guestToken` on a development server). */
   token: string;
+  /** The protocol version Hello announces (default PROTOCOL_VERSION); another one tests a server's check. */
+  protocol?: number;
   /** The `client` of Hello, for the server's information. */
   client?: string;
   /** The WebSocket constructor; the global one by default. */
   WebSocket?: WebSocketConstructor;
   /** Resume by itself when the connection drops or a frame cannot be applied (default true). */
   autoResume?: boolean;
+  /** How long to wait after a drop before the first resume attempt, in ms (default 0). */
+  resumeAfterMs?: number;
   /** Decode each delta into `TickUpdate.delta` (default true); a bot that only reads the world saves the work. */
   keepDeltas?: boolean;
   /** How many messages may wait for `next()` (default 4096); 0 queues nothing, for callers that only use `on`. */
@@ -98,8 +102,10 @@ export class Session {
     options: SessionOptions,
   ) {
     this.options = {
+      protocol: PROTOCOL_VERSION,
       client: "tickforge-client-ts",
       autoResume: true,
+      resumeAfterMs: 0,
       keepDeltas: true,
       maxQueued: 4096,
       timeoutMs: 10_000,
@@ -130,7 +136,7 @@ export class Session {
       (d) => this.onFrame(d),
       (c) => this.onClose(c),
     );
-    this.write({ hello: { protocol: PROTOCOL_VERSION, client: this.options.client } });
+    this.write({ hello: { protocol: this.options.protocol, client: this.options.client } });
     const welcome = await this.expect("welcome");
     this.server = welcome.welcome.server;
   }
@@ -360,7 +366,7 @@ export class Session {
         return attempt(n + 1);
       }
     };
-    void attempt(0);
+    setTimeout(() => void attempt(0), this.options.resumeAfterMs);
   }
 
   private onClose(closed: Closed): void {

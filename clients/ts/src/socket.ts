@@ -77,12 +77,14 @@ export function open(
       else if (d instanceof ArrayBuffer) onFrame(new Uint8Array(d));
       else if (ArrayBuffer.isView(d)) onFrame(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
     };
-    ws.onerror = () => {};
+    const refused = "the server refused the connection (check the token, the origin and the address)";
+    // Some WebSocket implementations report a refused upgrade with an error and no close.
+    ws.onerror = () => {
+      if (!opened) reject(new ConnectError(1006, refused));
+    };
     ws.onclose = (ev) => {
-      const closed = { code: ev.code, reason: ev.reason };
-      if (!opened) {
-        reject(new ConnectError(ev.code, ev.reason || "the server refused the connection (check the token, the origin and the address)"));
-      } else onClose(closed);
+      if (!opened) reject(new ConnectError(ev.code, ev.reason || refused));
+      else onClose({ code: ev.code, reason: ev.reason });
     };
   });
 }

@@ -159,3 +159,23 @@ export function toWire(value: unknown, ty: WireTy, at: string = String(ty)): Val
   out[wire] = "struct" in variant ? fields(variant.struct, inner, `${at}.${wire}`) : toWire(inner, variant.newtype, `${at}.${wire}`);
   return out;
 }
+
+/**
+ * The type of variant `K`'s value in the enum type `T` (generated enums are unions such as
+ * `{ move: CommandMove } | "leave" | GameValue`); a game value's open shape is left out.
+ */
+export type VariantOf<T, K extends string> = T extends unknown
+  ? string extends keyof T
+    ? never
+    : T extends { [P in K]: infer V }
+      ? V
+      : never
+  : never;
+
+/** The value of variant `name` of an enum value, or undefined: `variant(event.kind, "player_hit")?.damage`. */
+export function variant<T, K extends string>(value: T, name: K): VariantOf<T, K> | undefined {
+  if (typeof value === "object" && value !== null && Object.hasOwn(value, name)) {
+    return (value as { [k: string]: unknown })[name] as VariantOf<T, K>;
+  }
+  return undefined;
+}
