@@ -32,6 +32,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod devbots;
 pub mod game;
 pub mod headless;
 pub mod log;

@@ -115,3 +115,62 @@ async fn the_web_page_shows_live_and_finished_matches() {
     }
     server.stop().await;
 }
+
+/// The play page: a scripted player in Chromium joins a match with one idle bot, moves, aims
+/// and fires until it scores (the score limit is 1, so the match ends), and a deep link opens
+/// the replay at a tick. Then the match's replay file verifies with `tickforge-replay verify`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_in_the_browser_scores_against_a_bot_and_the_replay_verifies() {
+    let server = TestServer::start(|_| {}).await;
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web-e2e");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/play.mjs");
+    let http = server.url.replace("ws://", "http://");
+    let out = tokio::time::timeout(
+        Duration::from_secs(150),
+        tokio::process::Command::new("node")
+            .arg(&script)
+            .arg(&http)
+            .arg(&artifacts)
+            .output(),
+    )
+    .await
+    .expect("the browser test finishes within 150 s")
+    .expect("node runs (scripts/install-test-tools installs what it needs)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{report}");
+    assert!(
+        out.status.success(),
+        "the play checks should all pass:\n{report}"
+    );
+    assert!(artifacts.join("play.png").exists(), "a screenshot is kept");
+    let id: u64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("MATCH "))
+        .and_then(|id| id.trim().parse().ok())
+        .expect("the script names its match");
+    let info: serde_json::Value =
+        tickforge_client::http::get_json(&server.url, &format!("/matches/{id}"))
+            .await
+            .expect("the match is listed");
+    let file = server
+        .dir
+        .path()
+        .join("replays")
+        .join(info["replay"].as_str().expect("a file name"));
+    let verify = std::process::Command::new(tickforge_tests::binary("tickforge-replay"))
+        .arg("verify")
+        .arg(&file)
+        .output()
+        .expect("tickforge-replay runs");
+    assert!(
+        verify.status.success(),
+        "the played match's replay verifies:\n{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    server.stop().await;
+}

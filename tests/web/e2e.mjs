@@ -36,7 +36,17 @@ try {
   const before = await page.evaluate(() => window.tickforge.logCount);
   await page.waitForFunction((b) => window.tickforge.logCount > b + 5, before, { timeout: 15000 });
   check(true, "the event log grows while the match runs");
+  await page.waitForFunction(() => window.tickforge.charts.tickUs >= 3 && window.tickforge.charts.frameBytes >= 3, null, { timeout: 15000 });
+  check(true, "the live charts of tick time and bytes per tick fill");
   await page.screenshot({ path: `${artifacts}/live.jpg`, type: "jpeg", quality: 75 });
+
+  // A shared link to the live match opens it.
+  const linked = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+  linked.on("pageerror", (e) => errors.push(e.message));
+  await linked.goto(`${url}/#/match/${liveId}`);
+  await linked.waitForFunction((id) => window.tickforge.mode === "live" && window.tickforge.matchId === id && window.tickforge.tick > 0, Number(liveId), { timeout: 15000 });
+  check(true, `the deep link #/match/${liveId} follows the live match`);
+  await linked.close();
 
   // 3. The finished match as a replay: seek to T shows the server's world at T.
   await page.locator("#replays li", { hasText: `match ${doneId} ` }).click();

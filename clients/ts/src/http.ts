@@ -48,12 +48,18 @@ export interface MatchInfo {
   [more: string]: unknown;
 }
 
-/** POST /matches: create a match of `game` with settings `config` (fields left out take defaults). */
-export async function createMatch(
-  url: string,
-  token: string,
-  spec: { game?: string; config?: { [field: string]: unknown }; seed?: number } = {},
-): Promise<MatchInfo> {
+/** What POST /matches takes. `bots` (development servers only) fills the match with the server's bots. */
+export interface MatchSpec {
+  game?: string;
+  /** Settings of the game; fields left out take their defaults. */
+  config?: { [field: string]: unknown };
+  seed?: number;
+  bots?: number;
+  bot_behavior?: "fight" | "wander" | "idle";
+}
+
+/** POST /matches: create a match. */
+export async function createMatch(url: string, token: string, spec: MatchSpec = {}): Promise<MatchInfo> {
   const r = await fetch(`${httpBase(url)}/matches`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },

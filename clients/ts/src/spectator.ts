@@ -47,6 +47,8 @@ export class Spectator {
   private ws: WebSocketLike | null = null;
   private readonly messages: Channel<SpectatorEvent>;
   private closed = false;
+  /** From "live": the cursor is where Live says, until an event has come. */
+  private fromLive = false;
 
   private constructor(maxQueued: number) {
     this.messages = new Channel(maxQueued);
@@ -57,6 +59,7 @@ export class Spectator {
     const s = new Spectator(options.maxQueued ?? 4096);
     const format = options.format ?? "msgpack";
     if (typeof options.from === "number") s.lastSeq = options.from;
+    else s.fromLive = true;
     const address = wsUrl(url, `/spectate/${matchId}`, {
       from: options.from ?? "live",
       delay: options.delay,
@@ -109,6 +112,7 @@ export class Spectator {
     }
     if ("tick" in message) {
       for (const event of message.tick.events) {
+        this.fromLive = false;
         if (event.seq !== this.lastSeq + 1) {
           const error = new FeedError(this.lastSeq + 1, event.seq);
           this.ws?.close(1000, "feed broke");
@@ -117,7 +121,11 @@ export class Spectator {
         this.lastSeq = event.seq;
       }
       this.tick = message.tick.tick;
-    } else if ("live" in message) this.live = true;
+    } else if ("live" in message) {
+      this.live = true;
+      if (this.fromLive) this.lastSeq = message.live.seq;
+      this.fromLive = false;
+    }
     this.messages.push(message);
   }
 

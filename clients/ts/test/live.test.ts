@@ -197,6 +197,18 @@ test("spectator seqs are contiguous from catch-up into live, in JSON and in Mess
     const first = got.find((m) => "tick" in m);
     assert.ok(first && "tick" in first && typeof first.tick.hash === "bigint", `${format}: hashes are bigints`);
   }
+  // From live: the first events follow the seq that Live names.
+  const s = await Spectator.watch(server.url, match.id, { token: viewer });
+  let liveSeq = -1;
+  const got = await collect(s, (m, all) => {
+    if ("live" in m) liveSeq = m.live.seq;
+    return all.filter((x) => "tick" in x && x.tick.events.length > 0).length >= 5;
+  });
+  s.close();
+  assert.ok(!got.some((m) => "closed" in m), `from live: the feed stayed unbroken: ${JSON.stringify(got.filter((m) => "closed" in m))}`);
+  assert.ok("live" in got[0]!, "from live: Live comes first");
+  const seqs = got.flatMap((m) => ("tick" in m ? m.tick.events.map((e) => e.seq) : []));
+  assert.equal(seqs[0], liveSeq + 1, "from live: the first event follows Live's seq");
   walking = false;
   await walk;
   p.close();

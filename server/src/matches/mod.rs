@@ -58,6 +58,11 @@ pub struct MatchInfo {
     pub tick: Tick,
     pub last_seq: Seq,
     pub durable_tick: Tick,
+    /// How long the last tick took to run, in microseconds (all its phases).
+    pub tick_us: u64,
+    /// The bytes of the last tick's frame for a player with nothing answered in it: the
+    /// delta's share of every player's traffic.
+    pub frame_bytes: u64,
     pub tick_rate_hz: u32,
     pub created_at_unix_ms: u64,
     pub replay: String,

@@ -316,6 +316,11 @@ impl Published {
         }
     }
 
+    /// How long the tick took, for the match's status.
+    pub(super) fn timed(&mut self, took: std::time::Duration) {
+        self.shared.info.write().tick_us = took.as_micros().min(u128::from(u64::MAX)) as u64;
+    }
+
     /// The tick into the spectator ring, the match's status, the live mark.
     pub(super) fn publish(&mut self, output: &TickOutput, durability: &Durability) {
         let tick = Arc::new(SpectatorTick::new(output));
@@ -333,6 +338,7 @@ impl Published {
             info.tick = output.tick;
             info.last_seq = last_seq;
             info.durable_tick = durability.durable_tick;
+            info.frame_bytes = output.delta.len() as u64;
         }
         self.shared
             .reserved

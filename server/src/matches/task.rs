@@ -127,6 +127,8 @@ pub(super) async fn prepare(
             tick: Tick(0),
             last_seq: Seq(0),
             durable_tick: Tick(0),
+            tick_us: 0,
+            frame_bytes: 0,
             tick_rate_hz: config.tick_rate_hz,
             created_at_unix_ms: created,
             replay: path
@@ -232,7 +234,9 @@ impl MatchTask {
         for sink in &mut self.sinks {
             sink.tick(&output);
         }
-        self.metrics.record(&output, &durability, started.elapsed());
+        let took = started.elapsed();
+        self.published.timed(took);
+        self.metrics.record(&output, &durability, took);
         Ok(output.ended)
     }
 

@@ -60,14 +60,13 @@ use crate::matches::{self, CreateError, Creator, ListState};
 type Body = BoxBody<Bytes, std::io::Error>;
 
 // The web viewer, embedded so that running the server needs no build step of its own.
-const WEB_INDEX: &str = include_str!("../../web/index.html");
-const WEB_APP: &str = include_str!("../../web/app.js");
-const WEB_STYLE: &str = include_str!("../../web/style.css");
 
 /// What a request handler knows about its connection.
 #[derive(Debug, Clone)]
 struct Conn {
     peer: SocketAddr,
+    /// The server's own address on this connection (where its bots connect).
+    local: SocketAddr,
     permit: Arc<ConnPermit>,
     /// Switched off when the connection becomes a WebSocket (whose writer has its own).
     deadline: WriteDeadline,
@@ -81,6 +80,7 @@ pub(super) async fn serve_connection(
     state: Arc<AppState>,
 ) {
     let deadline = WriteDeadline::default();
+    let local = stream.local_addr().unwrap_or(peer);
     let io = TokioIo::new(DeadlineIo::new(
         stream,
         state.config.write_timeout,
@@ -88,6 +88,7 @@ pub(super) async fn serve_connection(
     ));
     let conn = Conn {
         peer,
+        local,
         permit,
         deadline,
     };
@@ -351,18 +352,16 @@ async fn route(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Resp
         return *refused;
     }
     match (&method, segments.as_slice()) {
-        (&Method::GET, []) => respond(StatusCode::OK, "text/html; charset=utf-8", WEB_INDEX),
-        (&Method::GET, ["app.js"]) => {
-            respond(StatusCode::OK, "text/javascript; charset=utf-8", WEB_APP)
-        }
-        (&Method::GET, ["style.css"]) => {
-            respond(StatusCode::OK, "text/css; charset=utf-8", WEB_STYLE)
-        }
+        (&Method::GET, ["play"]) if !upgrade && accepts_html(&req) => page("play"),
+        (&Method::GET, []) => page(""),
+        (&Method::GET, ["style.css"]) => page("style.css"),
+        (&Method::GET, ["js", ..]) => page(path.trim_start_matches('/')),
         (&Method::GET, ["api"]) => respond(
             StatusCode::OK,
             "text/plain; charset=utf-8",
             index_text(&state),
         ),
+        (&Method::GET, ["matches", id]) => match_info(id, &state),
         (&Method::GET, ["matches", id, "snapshot"]) => match_snapshot(id, &state).await,
         (&Method::GET, ["replays", id, "events"]) => replay_events(id, &req, &state).await,
         (&Method::GET, ["replays", id, "rejections"]) => replay_rejections(id, &state).await,
@@ -487,9 +486,17 @@ struct CreateMatch {
     /// Overrides of the game's default settings.
     config: Option<serde_json::Value>,
     seed: Option<u64>,
+    /// Development servers only: bots that join the new match at once (see `devbots`).
+    #[serde(default)]
+    bots: u32,
+    bot_behavior: Option<crate::devbots::Behavior>,
 }
 
-async fn create_match(req: Request<Incoming>, conn: &Conn, state: &AppState) -> Response<Body> {
+async fn create_match(
+    req: Request<Incoming>,
+    conn: &Conn,
+    state: &Arc<AppState>,
+) -> Response<Body> {
     let subject = match claims(&req, state) {
         Ok(c) if c.role == Role::Player => c.sub,
         Ok(c) => {
@@ -525,12 +532,57 @@ async fn create_match(req: Request<Incoming>, conn: &Conn, state: &AppState) -> 
             Err(e) => return error(StatusCode::BAD_REQUEST, "bad_config", e),
         },
     };
+    if body.bots > 0 {
+        if !state.auth.development() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bots_need_development_mode",
+                "bots are for development servers (started without --auth-secret)",
+            );
+        }
+        let room = match &game {
+            tickforge_protocol::GameConfig::Arena(c) => c.max_players,
+            tickforge_protocol::GameConfig::Drift(c) => c.max_players,
+            tickforge_protocol::GameConfig::Game(_) => 0,
+        };
+        if room == 0 {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_bots",
+                format!("bots play arena and drift, not {name}"),
+            );
+        }
+        let most = crate::devbots::MAX_BOTS.min(room - 1);
+        if body.bots > most {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_bots",
+                format!(
+                    "bots = {} is outside 0..={most} (at most {}, and one slot is kept for a player)",
+                    body.bots,
+                    crate::devbots::MAX_BOTS
+                ),
+            );
+        }
+    }
     let creator = Creator {
         subject,
         address: conn.permit.ip(),
     };
     match state.registry.create(game, body.seed, Some(creator)).await {
-        Ok(handle) => json_response(StatusCode::CREATED, &*handle.shared.info.read()),
+        Ok(handle) => {
+            if body.bots > 0 {
+                crate::devbots::spawn(
+                    state.clone(),
+                    conn.local,
+                    handle.shared.id,
+                    handle.shared.clone(),
+                    body.bots,
+                    body.bot_behavior.unwrap_or(crate::devbots::Behavior::Fight),
+                );
+            }
+            json_response(StatusCode::CREATED, &*handle.shared.info.read())
+        }
         Err(e @ CreateError::CreatorLimit { .. }) => {
             error(StatusCode::TOO_MANY_REQUESTS, "too_many_matches", e)
         }
@@ -598,6 +650,54 @@ impl Page {
             }
         }
         response
+    }
+}
+
+/// An embedded page or script, or 404.
+fn page(path: &str) -> Response<Body> {
+    match super::web::asset_at(path) {
+        Some(a) => respond(StatusCode::OK, a.content_type, a.body),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("/{path} is not a page of this server"),
+        ),
+    }
+}
+
+/// A browser asking for a page, not a client asking for a WebSocket.
+fn accepts_html(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// One match as `GET /matches` lists it: running, or among the recently finished.
+fn match_info(id: &str, state: &AppState) -> Response<Body> {
+    let Some(id) = parse_id(id) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            format!("{id:?} is not a match id"),
+        );
+    };
+    if let Some(handle) = state.registry.running(id) {
+        return json_response(StatusCode::OK, &*handle.shared.info.read());
+    }
+    let (items, _) = state
+        .registry
+        .list(ListState::All, id.0.checked_add(1).map(MatchId), 1);
+    match items.into_iter().find(|m| m.id == id) {
+        Some(info) => json_response(StatusCode::OK, &info),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "match_not_found",
+            format!(
+                "match {id} is neither running nor among the recently finished; try /replays/{}",
+                id.0
+            ),
+        ),
     }
 }
 

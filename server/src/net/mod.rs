@@ -17,6 +17,7 @@ mod http;
 pub mod limits;
 pub(crate) mod session;
 pub mod spectate;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,325 @@
+// A player's session (PROTOCOL.md sections 5, 11 and 12): Hello, Join or quick-join, commands
+// with increasing ids, the mirror kept from the snapshot and every tick frame, and resume
+// after a drop. Commands not yet answered when the connection drops are sent again, with the
+// same ids, once the session is back: the server applies each command at most once, and
+// answers a resent one it had already processed with a duplicate notice.
+import { Channel } from "./channel.js";
+import { PROTOCOL_VERSION, } from "./generated/protocol.js";
+import { DecodeError, decode, encode } from "./msgpack.js";
+import { ConnectError, defaultWebSocket, open, wsUrl } from "./socket.js";
+import { convert, toWire } from "./wire.js";
+import { World, isTickFrame, readTickFrame } from "./world.js";
+const FINAL_CODES = new Set([1000, 1001, 1008, 4000, 4001, 4006, 4007, 4008, 4009, 4010]);
+/** The player's side of one match. */
+export class Session {
+    url;
+    /** The mirror of the match's public world, kept in step with every tick frame. */
+    world = null;
+    matchId = null;
+    player = null;
+    entity = null;
+    game = "";
+    rules = null;
+    tickRateHz = 0;
+    resumeToken = "";
+    /** The server's name from Welcome. */
+    server = "";
+    /** Ticks the mirror has had to be replaced by a snapshot, and resumes done. */
+    snapshots = 0;
+    resumes = 0;
+    /** Bytes of server frames received. */
+    bytesReceived = 0;
+    ws = null;
+    messages;
+    nextId = 0;
+    pending = new Map();
+    waiting = null;
+    state = "handshake";
+    options;
+    constructor(url, options) {
+        this.url = url;
+        this.options = {
+            protocol: PROTOCOL_VERSION,
+            client: "tickforge-client-ts",
+            autoResume: true,
+            resumeAfterMs: 0,
+            keepDeltas: true,
+            maxQueued: 4096,
+            timeoutMs: 10_000,
+            ...options,
+            WebSocket: defaultWebSocket(options.WebSocket),
+        };
+        this.messages = new Channel(this.options.maxQueued);
+    }
+    /** Connect to the server at `url` (http:// or ws://) and say Hello. Rejects with a ConnectError naming the close. */
+    static async connect(url, options) {
+        const s = new Session(url, options);
+        await s.hello();
+        return s;
+    }
+    /** Connect and join: match `matchId`, or quick-join the first open match when it is null or left out. */
+    static async join(url, options) {
+        const s = await Session.connect(url, options);
+        await s.join(options.matchId ?? null, options.name ?? "");
+        return s;
+    }
+    async hello() {
+        this.ws = await open(this.options.WebSocket, wsUrl(this.url, "/play", { token: this.options.token }), (d) => this.onFrame(d), (c) => this.onClose(c));
+        this.write({ hello: { protocol: this.options.protocol, client: this.options.client } });
+        const welcome = await this.expect("welcome");
+        this.server = welcome.welcome.server;
+    }
+    /** Join match `matchId` (or quick-join with null) as `name` (empty: the token's name). */
+    async join(matchId, name = "") {
+        this.write({ join: { match_id: matchId, name } });
+        const { joined } = await this.expect("joined", 0);
+        this.matchId = joined.match_id;
+        this.player = joined.player;
+        this.entity = joined.entity;
+        this.game = joined.game;
+        this.rules = joined.rules;
+        this.tickRateHz = joined.tick_rate_hz;
+        this.resumeToken = joined.resume_token;
+        this.world = new World(joined.components);
+        this.world.reset(joined.snapshot);
+        this.state = "joined";
+        return joined;
+    }
+    /** Send a command; it gets the next id. The promise settles with the command's outcome. */
+    send(command) {
+        if (this.state === "closed")
+            throw new Error("the session is closed");
+        if (this.pending.size >= 4096)
+            throw new Error("4096 commands are waiting for an answer: the server is not answering");
+        const id = ++this.nextId;
+        let resolve;
+        const outcome = new Promise((r) => (resolve = r));
+        this.pending.set(id, { command, resolve });
+        if (this.state === "joined")
+            this.write({ command: { id, command } });
+        return { id, outcome };
+    }
+    /** Arena: steer one's own player, in mm per tick. */
+    move(vx, vy) {
+        return this.send({ move: { entity: this.own(), vx: Math.round(vx), vy: Math.round(vy) } });
+    }
+    /** Arena: fire in the direction (dx, dy). */
+    fire(dx, dy) {
+        return this.send({ fire: { entity: this.own(), dx: Math.round(dx), dy: Math.round(dy) } });
+    }
+    /** Drift: move one's own player by (dx, dy) mm. */
+    drift(dx, dy) {
+        return this.send({ drift: { entity: this.own(), dx: Math.round(dx), dy: Math.round(dy) } });
+    }
+    /** Commands sent and not yet answered. */
+    get unanswered() {
+        return this.pending.size;
+    }
+    own() {
+        if (this.entity === null)
+            throw new Error("not joined yet");
+        return this.entity;
+    }
+    /** Leave the match for good; resolves when the server has closed the connection. */
+    async leave() {
+        const done = new Promise((resolve) => {
+            this.messages.on((m) => {
+                if (typeof m === "object" && "closed" in m)
+                    resolve(m.closed);
+            });
+        });
+        this.options.autoResume = false;
+        this.write("leave");
+        return done;
+    }
+    /** Drop the connection without leaving (as a network failure would); the session resumes if autoResume is on. */
+    drop() {
+        this.ws?.close(3000, "dropped by the client");
+    }
+    /** Close for good without leaving: the player stays in the match for the resume grace period. */
+    close() {
+        this.options.autoResume = false;
+        this.ws?.close(1000, "client closed");
+    }
+    /** Call `listener` with every message as it arrives; returns a function that removes it. */
+    on(listener) {
+        return this.messages.on(listener);
+    }
+    /** The next message; undefined once the session is over and every message was read. */
+    next() {
+        return this.messages.next();
+    }
+    [Symbol.asyncIterator]() {
+        return this.messages[Symbol.asyncIterator]();
+    }
+    /**
+     * Take the session back on a new connection (PROTOCOL.md section 12): Hello, then Resume
+     * with the mirror's tick and seq. The missed tick frames (or a snapshot) follow; commands
+     * that were not answered are sent again with their ids.
+     */
+    async resume() {
+        if (!this.world || !this.resumeToken)
+            throw new Error("nothing to resume: the session never joined");
+        this.state = "resuming";
+        const old = this.ws;
+        if (old) {
+            old.onclose = null;
+            old.onmessage = null;
+            old.close(1000, "resuming");
+        }
+        await this.hello();
+        this.write({ resume: { token: this.resumeToken, last_tick: this.world.tick, last_seq: this.world.seq } });
+        await this.expect("resumed");
+        this.resumes += 1;
+        this.state = "joined";
+        for (const [id, { command }] of [...this.pending].sort((a, b) => a[0] - b[0]))
+            this.write({ command: { id, command } });
+    }
+    /** Round trip to the server in ms. */
+    async ping() {
+        const nonce = Math.floor(Math.random() * 2 ** 48);
+        const start = performance.now();
+        const pong = new Promise((resolve) => {
+            const off = this.messages.on((m) => {
+                if (typeof m === "object" && "pong" in m && m.pong.nonce === nonce) {
+                    off();
+                    resolve();
+                }
+            });
+        });
+        this.write({ ping: { nonce } });
+        await pong;
+        return performance.now() - start;
+    }
+    // ---- plumbing ----------------------------------------------------------------------------
+    write(message) {
+        if (!this.ws || this.ws.readyState !== 1)
+            return;
+        this.ws.send(encode(toWire(message, "ClientMessage")));
+    }
+    /** Wait for the server message `kind`; a close or an Error first rejects with a ConnectError. */
+    expect(kind, timeoutMs = this.options.timeoutMs) {
+        return new Promise((resolve, reject) => {
+            const timer = timeoutMs > 0 ? setTimeout(() => (this.waiting = null, reject(new ConnectError(0, `no ${kind} within ${timeoutMs} ms`))), timeoutMs) : null;
+            let error = null;
+            this.waiting = (m, closed) => {
+                if (m && kind in m) {
+                    if (timer)
+                        clearTimeout(timer);
+                    this.waiting = null;
+                    resolve(m);
+                }
+                else if (m && "error" in m) {
+                    error = m.error;
+                }
+                else if (closed) {
+                    if (timer)
+                        clearTimeout(timer);
+                    this.waiting = null;
+                    reject(new ConnectError(closed.code, error?.reason ?? closed.reason));
+                }
+            };
+        });
+    }
+    onFrame(data) {
+        if (typeof data === "string")
+            return this.fail(1007, "the server sent a text frame");
+        this.bytesReceived += data.length;
+        try {
+            if (isTickFrame(data))
+                return this.onTick(readTickFrame(data));
+            const message = convert(decode(data), "ServerMessage", "msgpack", "ServerMessage");
+            if (this.waiting)
+                this.waiting(message);
+            if ("snapshot" in message)
+                this.onSnapshot(message.snapshot);
+            else if ("rejected" in message)
+                this.answer(message.rejected.id, { rejected: message.rejected });
+            this.messages.push(message);
+        }
+        catch (e) {
+            if (e instanceof DecodeError)
+                return this.resync(`a frame could not be read: ${e.message}`);
+            throw e;
+        }
+    }
+    onSnapshot(snapshot) {
+        this.world?.reset(snapshot);
+        this.snapshots += 1;
+    }
+    onTick(frame) {
+        for (const id of frame.acks)
+            this.answer(id, { accepted: { tick: frame.tick } });
+        for (const d of frame.duplicates)
+            this.answer(d.id, { duplicate: { tick: d.tick } });
+        for (const r of frame.rejections)
+            this.answer(r.id, { rejected: r });
+        const world = this.world;
+        if (!world)
+            return;
+        let delta = null;
+        if (frame.tick > world.tick + 1)
+            return this.resync(`tick ${frame.tick} after tick ${world.tick}: a frame is missing`);
+        if (frame.tick === world.tick + 1) {
+            try {
+                delta = world.apply(frame, this.options.keepDeltas);
+            }
+            catch (e) {
+                if (e instanceof DecodeError)
+                    return this.resync(`the delta of tick ${frame.tick} could not be applied: ${e.message}`);
+                throw e;
+            }
+        }
+        this.messages.push({ tick: { frame, delta } });
+    }
+    answer(id, outcome) {
+        const p = this.pending.get(id);
+        if (!p)
+            return;
+        this.pending.delete(id);
+        p.resolve(outcome);
+    }
+    /** The mirror cannot follow: get back in step by resuming (PROTOCOL.md section 11). */
+    resync(cause) {
+        if (!this.options.autoResume || this.state !== "joined")
+            return this.fail(1007, cause);
+        this.startResume(cause);
+    }
+    startResume(cause) {
+        this.state = "resuming";
+        this.messages.push({ resuming: { cause } });
+        const attempt = async (n) => {
+            try {
+                await this.resume();
+            }
+            catch (e) {
+                const final = e instanceof ConnectError && FINAL_CODES.has(e.code);
+                if (final || n >= 5)
+                    return this.finish(e instanceof ConnectError ? { code: e.code, reason: e.reason } : { code: 1006, reason: String(e) });
+                await new Promise((r) => setTimeout(r, 200 * 2 ** n));
+                return attempt(n + 1);
+            }
+        };
+        setTimeout(() => void attempt(0), this.options.resumeAfterMs);
+    }
+    onClose(closed) {
+        if (this.waiting)
+            return this.waiting(null, closed);
+        if (this.state === "joined" && this.options.autoResume && !FINAL_CODES.has(closed.code)) {
+            return this.startResume(`the connection closed with ${closed.code} ${closed.reason}`);
+        }
+        if (this.state !== "resuming")
+            this.finish(closed);
+    }
+    fail(code, reason) {
+        this.ws?.close(code === 1007 ? 1000 : code, reason.slice(0, 120));
+        this.finish({ code, reason });
+    }
+    finish(closed) {
+        if (this.state === "closed")
+            return;
+        this.state = "closed";
+        this.messages.push({ closed });
+        this.messages.close();
+    }
+}

@@ -1,0 +1,112 @@
+// A spectator's feed (PROTOCOL.md section 14): one Tick per tick with its events and state
+// hash, from any seq or live, in JSON or MessagePack. The feed promises no gap and no
+// duplicate; the client checks it, and reports a break as an error rather than hide it.
+import { Channel } from "./channel.js";
+import { DecodeError, decode } from "./msgpack.js";
+import { defaultWebSocket, open, wsUrl } from "./socket.js";
+import { convert } from "./wire.js";
+/** The seqs of the feed broke their promise (a gap or a repeat). */
+export class FeedError extends Error {
+    expected;
+    got;
+    constructor(expected, got) {
+        super(`the feed skipped or repeated events: seq ${got} where ${expected} was next`);
+        this.expected = expected;
+        this.got = got;
+        this.name = "FeedError";
+    }
+}
+export class Spectator {
+    /** The seq of the last event received (the starting cursor before any). */
+    lastSeq = 0;
+    /** The last tick received. */
+    tick = 0;
+    /** Whether the feed has caught up with the live match. */
+    live = false;
+    bytesReceived = 0;
+    ws = null;
+    messages;
+    closed = false;
+    /** From "live": the cursor is where Live says, until an event has come. */
+    fromLive = false;
+    constructor(maxQueued) {
+        this.messages = new Channel(maxQueued);
+    }
+    /** Watch match `matchId` on the server at `url`. */
+    static async watch(url, matchId, options) {
+        const s = new Spectator(options.maxQueued ?? 4096);
+        const format = options.format ?? "msgpack";
+        if (typeof options.from === "number")
+            s.lastSeq = options.from;
+        else
+            s.fromLive = true;
+        const address = wsUrl(url, `/spectate/${matchId}`, {
+            from: options.from ?? "live",
+            delay: options.delay,
+            format,
+            token: options.token,
+        });
+        s.ws = await open(defaultWebSocket(options.WebSocket), address, (d) => s.onFrame(d), (c) => s.finish(c));
+        return s;
+    }
+    on(listener) {
+        return this.messages.on(listener);
+    }
+    next() {
+        return this.messages.next();
+    }
+    [Symbol.asyncIterator]() {
+        return this.messages[Symbol.asyncIterator]();
+    }
+    close() {
+        this.ws?.close(1000, "done watching");
+    }
+    onFrame(data) {
+        this.bytesReceived += typeof data === "string" ? data.length : data.length;
+        let message;
+        try {
+            if (typeof data === "string") {
+                message = convert(JSON.parse(data), "SpectatorMessage", "json", "SpectatorMessage");
+            }
+            else {
+                const value = decode(data);
+                // The one binary frame of a JSON feed: ServerMessage::Error, just before the close.
+                const isError = typeof value === "object" && value !== null && !Array.isArray(value) && "error" in value;
+                message = isError
+                    ? convert(value, "ServerMessage", "msgpack", "ServerMessage")
+                    : convert(value, "SpectatorMessage", "msgpack", "SpectatorMessage");
+            }
+        }
+        catch (e) {
+            const reason = e instanceof DecodeError || e instanceof SyntaxError ? `a frame could not be read: ${e.message}` : String(e);
+            this.ws?.close(1000, "unreadable frame");
+            return this.finish({ code: 1007, reason });
+        }
+        if ("tick" in message) {
+            for (const event of message.tick.events) {
+                this.fromLive = false;
+                if (event.seq !== this.lastSeq + 1) {
+                    const error = new FeedError(this.lastSeq + 1, event.seq);
+                    this.ws?.close(1000, "feed broke");
+                    return this.finish({ code: 1007, reason: error.message });
+                }
+                this.lastSeq = event.seq;
+            }
+            this.tick = message.tick.tick;
+        }
+        else if ("live" in message) {
+            this.live = true;
+            if (this.fromLive)
+                this.lastSeq = message.live.seq;
+            this.fromLive = false;
+        }
+        this.messages.push(message);
+    }
+    finish(closed) {
+        if (this.closed)
+            return;
+        this.closed = true;
+        this.messages.push({ closed });
+        this.messages.close();
+    }
+}

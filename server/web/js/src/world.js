@@ -1,0 +1,439 @@
+// Protocol 2's tick frame and its compact delta (PROTOCOL.md section 10), and the World they
+// are decoded against: the mirror of the server's public world.
+//
+// Every count is checked against the bytes that remain before anything is allocated, every
+// field against its type, and a frame that cannot be applied leaves the world as it was.
+import { DecodeError, decode } from "./msgpack.js";
+import { convert } from "./wire.js";
+const FLAG_ACKS = 1;
+const FLAG_DUPLICATES = 2;
+const FLAG_REJECTIONS = 4;
+/** True when a server frame is a tick frame (first byte 0x10 to 0x17), not MessagePack. */
+export function isTickFrame(bytes) {
+    return bytes.length > 0 && (bytes[0] & 0xf8) === 0x10;
+}
+class Bytes {
+    bytes;
+    at = 0;
+    constructor(bytes) {
+        this.bytes = bytes;
+    }
+    fail(detail, at = this.at) {
+        throw new DecodeError(at, detail);
+    }
+    left() {
+        return this.bytes.length - this.at;
+    }
+    u8() {
+        if (this.at >= this.bytes.length)
+            this.fail("truncated");
+        return this.bytes[this.at++];
+    }
+    /** An unsigned LEB128 varint, as a number: the protocol's varints stay below 2^53. */
+    uvarint() {
+        const start = this.at;
+        let v = 0;
+        let scale = 1;
+        for (let i = 0; i < 10; i++) {
+            const b = this.u8();
+            v += (b & 0x7f) * scale;
+            if ((b & 0x80) === 0) {
+                if (!Number.isSafeInteger(v))
+                    this.fail("a varint beyond 2^53", start);
+                return v;
+            }
+            scale *= 128;
+        }
+        return this.fail("a varint longer than 64 bits", start);
+    }
+    u32() {
+        const at = this.at;
+        const v = this.uvarint();
+        if (v > 0xffffffff)
+            this.fail(`${v} does not fit 32 bits`, at);
+        return v;
+    }
+    /** A count of items of at least `minBytes` each: never more than the bytes left. */
+    count(minBytes) {
+        const at = this.at;
+        const v = this.uvarint();
+        if (v > Math.floor(this.left() / minBytes))
+            this.fail(`a count of ${v} with ${this.left()} bytes left`, at);
+        return v;
+    }
+    /** A uvarint length and that many bytes of MessagePack. */
+    msgpack() {
+        const len = this.count(1);
+        const at = this.at;
+        const body = this.bytes.subarray(at, at + len);
+        this.at += len;
+        try {
+            return { value: decode(body), at };
+        }
+        catch (e) {
+            if (e instanceof DecodeError)
+                this.fail(`in a value: ${e.message}`, at + e.offset);
+            throw e;
+        }
+    }
+}
+/** Read a tick frame's header and player part; the delta stays encoded. */
+export function readTickFrame(bytes) {
+    const r = new Bytes(bytes);
+    const first = r.u8();
+    if ((first & 0xf8) !== 0x10)
+        r.fail(`0x${first.toString(16)} does not start a tick frame`, 0);
+    const frame = { tick: r.uvarint(), events: r.uvarint(), acks: [], duplicates: [], rejections: [], delta: bytes };
+    if (first & FLAG_ACKS) {
+        const n = r.count(1);
+        let previous = -1;
+        for (let i = 0; i < n; i++) {
+            const v = r.u32();
+            const id = previous < 0 ? v : previous + v + 1;
+            if (id > 0xffffffff)
+                r.fail("an ack id overflows 32 bits");
+            frame.acks.push(id);
+            previous = id;
+        }
+    }
+    if (first & FLAG_DUPLICATES) {
+        const n = r.count(2);
+        for (let i = 0; i < n; i++)
+            frame.duplicates.push({ id: r.u32(), tick: r.uvarint() });
+    }
+    if (first & FLAG_REJECTIONS) {
+        const n = r.count(2);
+        for (let i = 0; i < n; i++) {
+            const { value, at } = r.msgpack();
+            try {
+                frame.rejections.push(convert(value, "Rejected", "msgpack", "rejection"));
+            }
+            catch (e) {
+                r.fail(e instanceof Error ? e.message : String(e), at);
+            }
+        }
+    }
+    frame.delta = bytes.subarray(r.at);
+    return frame;
+}
+// ---- layouts -------------------------------------------------------------------------------
+/** The components packed as integer fields, by wire name, with their field names. */
+const INT_LAYOUTS = {
+    pos: ["x", "y"],
+    vel: ["vx", "vy"],
+    hp: ["hp", "respawn_at"],
+    score: ["kills", "deaths"],
+    cooldown: ["ready_at"],
+    pickup: ["heal"],
+    input: ["input"],
+    pickup_timer: ["next_at"],
+    projectile: ["shooter", "fired_at", "expires_at"],
+};
+const RANGES = {
+    pos: ["i32", "i32"],
+    vel: ["i32", "i32"],
+    hp: ["i32", "opt_tick"],
+    score: ["u32", "u32"],
+    cooldown: ["tick"],
+    pickup: ["i32"],
+    input: ["u32"],
+    pickup_timer: ["tick"],
+    projectile: ["u32", "tick", "tick"],
+};
+/** The inner value (`{x, y}`) of a component value (`{pos: {x, y}}`), and its name. */
+export function componentName(value) {
+    return typeof value === "string" ? value : Object.keys(value)[0];
+}
+function fieldsOf(name, inner) {
+    return INT_LAYOUTS[name].map((f) => {
+        const v = inner[f];
+        if (name === "hp" && f === "respawn_at")
+            return v === null ? 0 : v + 1;
+        return v;
+    });
+}
+function valueOf(name, fields, at) {
+    const ranges = RANGES[name];
+    const inner = {};
+    INT_LAYOUTS[name].forEach((f, i) => {
+        const v = fields[i];
+        const range = ranges[i];
+        const ok = range === "i32"
+            ? v >= -0x80000000 && v <= 0x7fffffff
+            : range === "u32"
+                ? v >= 0 && v <= 0xffffffff
+                : v >= 0 && Number.isSafeInteger(v);
+        if (!ok || !Number.isInteger(v))
+            throw new DecodeError(0, `${at()}: ${name}.${f} = ${v} is out of its range`);
+        inner[f] = range === "opt_tick" ? (v === 0 ? null : v - 1) : v;
+    });
+    return { [name]: inner };
+}
+// ---- the bit section -----------------------------------------------------------------------
+const TWO_52 = 2 ** 52;
+class BitReader {
+    bytes;
+    base;
+    pos = 0;
+    constructor(bytes, base) {
+        this.bytes = bytes;
+        this.base = base;
+    }
+    left() {
+        return this.bytes.length * 8 - this.pos;
+    }
+    fail(detail) {
+        throw new DecodeError(this.base + (this.pos >> 3), detail);
+    }
+    /** `bits` bits, least significant first, as a number (up to 52 bits) or a bigint. */
+    get(bits) {
+        if (bits > this.left())
+            this.fail("truncated");
+        let v = 0;
+        let got = 0;
+        while (got < bits) {
+            const byte = this.bytes[this.pos >> 3];
+            const off = this.pos & 7;
+            const take = Math.min(8 - off, bits - got);
+            v += ((byte >> off) & ((1 << take) - 1)) * 2 ** got;
+            got += take;
+            this.pos += take;
+        }
+        return v;
+    }
+    getBig(bits) {
+        const low = BigInt(this.get(Math.min(bits, 32)));
+        return bits <= 32 ? low : low | (BigInt(this.get(bits - 32)) << 32n);
+    }
+    width(n) {
+        if (n === 0)
+            return 0;
+        const w = this.get(7);
+        if (w > 64)
+            this.fail(`a column ${w} bits wide`);
+        if (n * w > this.left())
+            this.fail("truncated");
+        return w;
+    }
+    /** One zig-zag value of a column `width` bits wide, added (in 64 bits) to `base`. */
+    signed(width, base) {
+        if (width <= 52) {
+            const u = this.get(width);
+            const d = u % 2 === 0 ? u / 2 : -(u + 1) / 2;
+            const v = base + d;
+            return Math.abs(v) < TWO_52 ? v : this.exact(BigInt(base) + BigInt(d));
+        }
+        const u = this.getBig(width);
+        const d = (u >> 1n) ^ -(u & 1n);
+        return this.exact(BigInt.asIntN(64, BigInt(base) + d));
+    }
+    exact(v) {
+        // Out of every field's range; reported by the range check with the component's name.
+        return v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER) ? Number.NaN : Number(v);
+    }
+    ids(first, n) {
+        if (first === null)
+            return [];
+        const width = this.width(n - 1);
+        const ids = [first];
+        let id = first;
+        for (let i = 1; i < n; i++) {
+            id = id + this.get(width) + 1;
+            if (id > 0xffffffff)
+                this.fail("an entity id past 2^32");
+            ids.push(id);
+        }
+        return ids;
+    }
+    end() {
+        const used = (this.pos + 7) >> 3;
+        const pad = used * 8 - this.pos;
+        if (pad > 0 && this.bytes[used - 1] >> (8 - pad) !== 0) {
+            throw new DecodeError(this.base + used - 1, "padding bits are not zero");
+        }
+        return used;
+    }
+}
+// ---- the world -----------------------------------------------------------------------------
+/**
+ * The public world as tick frames describe it: each entity's component values, by tag. A
+ * client keeps one, starts it from a snapshot and applies each tick frame's delta to it.
+ */
+export class World {
+    /** The component table of `Joined`: a component's tag is its index. */
+    names;
+    layouts;
+    entitiesById = new Map();
+    /** The tick and seq the world is at. */
+    tick = 0;
+    seq = 0;
+    constructor(components) {
+        if (components.length > 64)
+            throw new RangeError(`${components.length} components: a table has at most 64`);
+        if (new Set(components).size !== components.length)
+            throw new RangeError("a component table names a component twice");
+        this.names = [...components];
+        this.layouts = components.map((n) => INT_LAYOUTS[n] ?? null);
+    }
+    /** Replace everything with a snapshot's entities, tick and seq. */
+    reset(snapshot) {
+        const next = new Map();
+        for (const e of snapshot.entities) {
+            const slots = new Array(this.names.length);
+            for (const c of e.components) {
+                const tag = this.names.indexOf(componentName(c));
+                if (tag < 0)
+                    throw new DecodeError(0, `entity ${e.id}: ${componentName(c)} is not in the component table`);
+                slots[tag] = c;
+            }
+            next.set(e.id, slots);
+        }
+        this.entitiesById.clear();
+        for (const [id, slots] of next)
+            this.entitiesById.set(id, slots);
+        this.tick = snapshot.tick;
+        this.seq = snapshot.seq;
+    }
+    /** How many entities there are. */
+    get size() {
+        return this.entitiesById.size;
+    }
+    has(entity) {
+        return this.entitiesById.has(entity);
+    }
+    /** Entity ids, in increasing order. */
+    ids() {
+        return [...this.entitiesById.keys()].sort((a, b) => a - b);
+    }
+    /** The inner value of component `name` of `entity` (for example `{x, y}` for `pos`), or undefined. */
+    get(entity, name) {
+        const tag = this.names.indexOf(name);
+        const value = tag < 0 ? undefined : this.entitiesById.get(entity)?.[tag];
+        if (value === undefined)
+            return undefined;
+        return (typeof value === "string" ? null : value[name]);
+    }
+    /** Every entity with all its components in tag order, sorted by id: the snapshot's shape. */
+    entities() {
+        return this.ids().map((id) => ({
+            id,
+            components: this.entitiesById.get(id).filter((c) => c !== undefined),
+        }));
+    }
+    /** The world as a Snapshot. */
+    snapshot() {
+        return { tick: this.tick, seq: this.seq, entities: this.entities() };
+    }
+    /**
+     * Decode the frame's delta against this world and apply it; the world then is at the
+     * frame's tick. Returns the decoded delta (or null with `keep` false). On an error the
+     * world is unchanged.
+     */
+    apply(frame, keep = true) {
+        const changed = this.decode(frame.delta, keep);
+        this.tick = frame.tick;
+        this.seq += frame.events;
+        return keep ? { tick: frame.tick, seq: this.seq, changed: changed.changed, removed: changed.removed } : null;
+    }
+    decode(bytes, keep) {
+        const r = new Bytes(bytes);
+        const nChanged = r.uvarint();
+        if (nChanged > r.left() * 8)
+            r.fail(`${nChanged} changed entities with ${r.left()} bytes left`, 0);
+        const nRemoved = r.uvarint();
+        const known = this.entitiesById.size + nChanged;
+        if (nRemoved > known)
+            r.fail(`${nRemoved} removed entities, of ${known} known`);
+        const firstChanged = nChanged > 0 ? r.u32() : null;
+        const firstRemoved = nRemoved > 0 ? r.u32() : null;
+        const start = r.at;
+        const bits = new BitReader(bytes.subarray(start), start);
+        const changedIds = bits.ids(firstChanged, nChanged);
+        const removedIds = bits.ids(firstRemoved, nRemoved);
+        const k = this.names.length;
+        const masks = [];
+        let previous = 0n;
+        for (let i = 0; i < nChanged; i++) {
+            if (bits.get(1) === 0)
+                previous = bits.getBig(k);
+            masks.push(previous);
+        }
+        // (entity index, tag, value), applied only once the whole delta has decoded.
+        const values = [];
+        const wholes = [];
+        for (let tag = 0; tag < k; tag++) {
+            const bit = 1n << BigInt(tag);
+            const members = [];
+            for (let i = 0; i < nChanged; i++)
+                if ((masks[i] & bit) !== 0n)
+                    members.push(i);
+            const name = this.names[tag];
+            const layout = this.layouts[tag];
+            if (!layout) {
+                for (const i of members)
+                    wholes.push([i, tag]);
+                continue;
+            }
+            const old = [];
+            const fresh = [];
+            const fields = [];
+            for (const i of members) {
+                const base = this.entitiesById.get(changedIds[i])?.[tag];
+                if (base !== undefined) {
+                    fields[i] = fieldsOf(name, base[name]);
+                    old.push(i);
+                }
+                else {
+                    fields[i] = layout.map(() => 0);
+                    fresh.push(i);
+                }
+            }
+            for (const [group, relative] of [
+                [old, true],
+                [fresh, false],
+            ]) {
+                for (let f = 0; f < layout.length; f++) {
+                    const width = bits.width(group.length);
+                    for (const i of group)
+                        fields[i][f] = bits.signed(width, relative ? fields[i][f] : 0);
+                }
+            }
+            for (const i of [...old, ...fresh]) {
+                values.push([i, tag, valueOf(name, fields[i], () => `entity ${changedIds[i]}`)]);
+            }
+        }
+        r.at = start + bits.end();
+        for (const [i, tag] of wholes) {
+            const { value, at } = r.msgpack();
+            let component;
+            try {
+                component = convert(value, "ComponentValue", "msgpack", "component");
+            }
+            catch (e) {
+                return r.fail(e instanceof Error ? e.message : String(e), at);
+            }
+            if (componentName(component) !== this.names[tag]) {
+                r.fail(`a ${JSON.stringify(componentName(component))} value where tag ${tag} is ${JSON.stringify(this.names[tag])}`, at);
+            }
+            values.push([i, tag, component]);
+        }
+        if (r.left() !== 0)
+            r.fail(`${r.left()} trailing bytes after the delta`);
+        // Decoded whole: apply.
+        values.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+        const changed = keep ? changedIds.map((id) => ({ id, components: [] })) : null;
+        for (const [i, tag, value] of values) {
+            const id = changedIds[i];
+            let slots = this.entitiesById.get(id);
+            if (!slots) {
+                slots = new Array(k);
+                this.entitiesById.set(id, slots);
+            }
+            slots[tag] = value;
+            changed?.[i].components.push(value);
+        }
+        for (const id of removedIds)
+            this.entitiesById.delete(id);
+        return { changed, removed: removedIds };
+    }
+}
