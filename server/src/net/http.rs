@@ -407,7 +407,7 @@ async fn route(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Resp
 
 fn index_text(state: &AppState) -> String {
     format!(
-        "tickforge {}\n\nGET  / (the web viewer)\nGET  /healthz\nGET  /metrics\nGET  /matches?state=running|finished|all&before=ID&limit=N\nPOST /matches\nGET  /matches/ID/snapshot\nGET  /replays?before=ID&limit=N\nGET  /replays/ID\nGET  /replays/ID/seek?tick=T\nGET  /replays/ID/events?from_tick=A&to_tick=B\nGET  /replays/ID/rejections\n{}GET  /play (WebSocket)\nGET  /spectate/ID?from=SEQ|live&delay=TICKS&format=json|msgpack (WebSocket)\n",
+        "tickforge {}\n\nGET  / (the web viewer)\nGET  /play (the play page, in a browser)\nGET  /healthz\nGET  /metrics\nGET  /matches?state=running|finished|all&before=ID&limit=N\nPOST /matches\nGET  /matches/ID\nGET  /matches/ID/snapshot\nGET  /replays?before=ID&limit=N\nGET  /replays/ID\nGET  /replays/ID/seek?tick=T\nGET  /replays/ID/events?from_tick=A&to_tick=B\nGET  /replays/ID/rejections\n{}GET  /play (WebSocket)\nGET  /spectate/ID?from=SEQ|live&delay=TICKS&format=json|msgpack (WebSocket)\n",
         env!("CARGO_PKG_VERSION"),
         if state.auth.development() {
             "POST /auth/guest\n"

@@ -129,45 +129,72 @@ const INT_LAYOUTS = {
     pickup_timer: ["next_at"],
     projectile: ["shooter", "fired_at", "expires_at"],
 };
-const RANGES = {
-    pos: ["i32", "i32"],
-    vel: ["i32", "i32"],
-    hp: ["i32", "opt_tick"],
-    score: ["u32", "u32"],
-    cooldown: ["tick"],
-    pickup: ["i32"],
-    input: ["u32"],
-    pickup_timer: ["tick"],
-    projectile: ["u32", "tick", "tick"],
-};
 /** The inner value (`{x, y}`) of a component value (`{pos: {x, y}}`), and its name. */
 export function componentName(value) {
     return typeof value === "string" ? value : Object.keys(value)[0];
 }
-function fieldsOf(name, inner) {
-    return INT_LAYOUTS[name].map((f) => {
-        const v = inner[f];
-        if (name === "hp" && f === "respawn_at")
-            return v === null ? 0 : v + 1;
-        return v;
-    });
+/** The integer fields of an integer-layout component's inner value (unused fields zero). */
+function fieldsOf(name, v) {
+    switch (name) {
+        case "pos":
+            return [v.x, v.y, 0];
+        case "vel":
+            return [v.vx, v.vy, 0];
+        case "hp":
+            return [v.hp, v.respawn_at === null ? 0 : v.respawn_at + 1, 0];
+        case "score":
+            return [v.kills, v.deaths, 0];
+        case "cooldown":
+            return [v.ready_at, 0, 0];
+        case "pickup":
+            return [v.heal, 0, 0];
+        case "input":
+            return [v.input, 0, 0];
+        case "pickup_timer":
+            return [v.next_at, 0, 0];
+        default:
+            return [v.shooter, v.fired_at, v.expires_at];
+    }
 }
-function valueOf(name, fields, at) {
-    const ranges = RANGES[name];
-    const inner = {};
-    INT_LAYOUTS[name].forEach((f, i) => {
-        const v = fields[i];
-        const range = ranges[i];
-        const ok = range === "i32"
-            ? v >= -0x80000000 && v <= 0x7fffffff
-            : range === "u32"
-                ? v >= 0 && v <= 0xffffffff
-                : v >= 0 && Number.isSafeInteger(v);
-        if (!ok || !Number.isInteger(v))
-            throw new DecodeError(0, `${at()}: ${name}.${f} = ${v} is out of its range`);
-        inner[f] = range === "opt_tick" ? (v === 0 ? null : v - 1) : v;
-    });
-    return { [name]: inner };
+function outOfRange(name, field, v, at) {
+    throw new DecodeError(0, `${at()}: ${name}.${INT_LAYOUTS[name][field]} = ${v} is out of its range`);
+}
+/** The component `name` from its integer fields, each checked against its type. */
+function valueOf(name, f, at) {
+    const i32 = (i) => {
+        const v = f[i];
+        return v >= -0x80000000 && v <= 0x7fffffff && Number.isInteger(v) ? v : outOfRange(name, i, v, at);
+    };
+    const u32 = (i) => {
+        const v = f[i];
+        return v >= 0 && v <= 0xffffffff && Number.isInteger(v) ? v : outOfRange(name, i, v, at);
+    };
+    const tick = (i) => {
+        const v = f[i];
+        return v >= 0 && Number.isSafeInteger(v) ? v : outOfRange(name, i, v, at);
+    };
+    switch (name) {
+        case "pos":
+            return { pos: { x: i32(0), y: i32(1) } };
+        case "vel":
+            return { vel: { vx: i32(0), vy: i32(1) } };
+        case "hp": {
+            const r = tick(1);
+            return { hp: { hp: i32(0), respawn_at: r === 0 ? null : r - 1 } };
+        }
+        case "score":
+            return { score: { kills: u32(0), deaths: u32(1) } };
+        case "cooldown":
+            return { cooldown: { ready_at: tick(0) } };
+        case "pickup":
+            return { pickup: { heal: i32(0) } };
+        case "input":
+            return { input: { input: u32(0) } };
+        case "pickup_timer":
+            return { pickup_timer: { next_at: tick(0) } };
+        default:
+            return { projectile: { shooter: u32(0), fired_at: tick(1), expires_at: tick(2) } };
+    }
 }
 // ---- the bit section -----------------------------------------------------------------------
 const TWO_52 = 2 ** 52;
@@ -185,17 +212,26 @@ class BitReader {
     fail(detail) {
         throw new DecodeError(this.base + (this.pos >> 3), detail);
     }
-    /** `bits` bits, least significant first, as a number (up to 52 bits) or a bigint. */
+    /** `bits` bits (up to 52), least significant first, as a number. */
     get(bits) {
         if (bits > this.left())
             this.fail("truncated");
+        const at = this.pos >> 3;
+        const off = this.pos & 7;
+        if (bits <= 24) {
+            // One 32-bit window holds them (off + bits <= 31); bytes past the end read as zero.
+            const b = this.bytes;
+            const window = (b[at] | ((b[at + 1] ?? 0) << 8) | ((b[at + 2] ?? 0) << 16) | ((b[at + 3] ?? 0) << 24)) >>> 0;
+            this.pos += bits;
+            return (window >>> off) & ((1 << bits) - 1);
+        }
         let v = 0;
         let got = 0;
         while (got < bits) {
             const byte = this.bytes[this.pos >> 3];
-            const off = this.pos & 7;
-            const take = Math.min(8 - off, bits - got);
-            v += ((byte >> off) & ((1 << take) - 1)) * 2 ** got;
+            const o = this.pos & 7;
+            const take = Math.min(8 - o, bits - got);
+            v += ((byte >> o) & ((1 << take) - 1)) * 2 ** got;
             got += take;
             this.pos += take;
         }
@@ -351,22 +387,40 @@ export class World {
         const changedIds = bits.ids(firstChanged, nChanged);
         const removedIds = bits.ids(firstRemoved, nRemoved);
         const k = this.names.length;
-        const masks = [];
-        let previous = 0n;
+        // Each mask in 24-bit parts (a table has at most 64 components), for integer bit tests.
+        const m0 = new Array(nChanged);
+        const m1 = new Array(nChanged);
+        const m2 = new Array(nChanged);
+        let p0 = 0;
+        let p1 = 0;
+        let p2 = 0;
         for (let i = 0; i < nChanged; i++) {
-            if (bits.get(1) === 0)
-                previous = bits.getBig(k);
-            masks.push(previous);
+            if (bits.get(1) === 0) {
+                p0 = bits.get(Math.min(k, 24));
+                p1 = k > 24 ? bits.get(Math.min(k - 24, 24)) : 0;
+                p2 = k > 48 ? bits.get(k - 48) : 0;
+            }
+            m0[i] = p0;
+            m1[i] = p1;
+            m2[i] = p2;
         }
-        // (entity index, tag, value), applied only once the whole delta has decoded.
-        const values = [];
+        const has = (i, tag) => ((tag < 24 ? m0[i] >>> tag : tag < 48 ? m1[i] >>> (tag - 24) : m2[i] >>> (tag - 48)) & 1) === 1;
+        // Each changed entity's new values by tag, applied only once the whole delta has decoded.
+        const values = new Array(nChanged);
+        for (let i = 0; i < nChanged; i++)
+            values[i] = new Array(k);
         const wholes = [];
+        const members = [];
+        const old = [];
+        const fresh = [];
+        const fields = new Array(nChanged);
         for (let tag = 0; tag < k; tag++) {
-            const bit = 1n << BigInt(tag);
-            const members = [];
+            members.length = 0;
             for (let i = 0; i < nChanged; i++)
-                if ((masks[i] & bit) !== 0n)
+                if (has(i, tag))
                     members.push(i);
+            if (members.length === 0)
+                continue;
             const name = this.names[tag];
             const layout = this.layouts[tag];
             if (!layout) {
@@ -374,9 +428,8 @@ export class World {
                     wholes.push([i, tag]);
                 continue;
             }
-            const old = [];
-            const fresh = [];
-            const fields = [];
+            old.length = 0;
+            fresh.length = 0;
             for (const i of members) {
                 const base = this.entitiesById.get(changedIds[i])?.[tag];
                 if (base !== undefined) {
@@ -384,23 +437,22 @@ export class World {
                     old.push(i);
                 }
                 else {
-                    fields[i] = layout.map(() => 0);
+                    fields[i] = [0, 0, 0];
                     fresh.push(i);
                 }
             }
-            for (const [group, relative] of [
-                [old, true],
-                [fresh, false],
-            ]) {
-                for (let f = 0; f < layout.length; f++) {
-                    const width = bits.width(group.length);
-                    for (const i of group)
-                        fields[i][f] = bits.signed(width, relative ? fields[i][f] : 0);
-                }
+            for (let f = 0; f < layout.length; f++) {
+                const width = bits.width(old.length);
+                for (const i of old)
+                    fields[i][f] = bits.signed(width, fields[i][f]);
             }
-            for (const i of [...old, ...fresh]) {
-                values.push([i, tag, valueOf(name, fields[i], () => `entity ${changedIds[i]}`)]);
+            for (let f = 0; f < layout.length; f++) {
+                const width = bits.width(fresh.length);
+                for (const i of fresh)
+                    fields[i][f] = bits.signed(width, 0);
             }
+            for (const i of members)
+                values[i][tag] = valueOf(name, fields[i], () => `entity ${changedIds[i]}`);
         }
         r.at = start + bits.end();
         for (const [i, tag] of wholes) {
@@ -415,22 +467,29 @@ export class World {
             if (componentName(component) !== this.names[tag]) {
                 r.fail(`a ${JSON.stringify(componentName(component))} value where tag ${tag} is ${JSON.stringify(this.names[tag])}`, at);
             }
-            values.push([i, tag, component]);
+            values[i][tag] = component;
         }
         if (r.left() !== 0)
             r.fail(`${r.left()} trailing bytes after the delta`);
         // Decoded whole: apply.
-        values.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-        const changed = keep ? changedIds.map((id) => ({ id, components: [] })) : null;
-        for (const [i, tag, value] of values) {
+        const changed = keep ? [] : null;
+        for (let i = 0; i < nChanged; i++) {
             const id = changedIds[i];
             let slots = this.entitiesById.get(id);
-            if (!slots) {
-                slots = new Array(k);
-                this.entitiesById.set(id, slots);
+            const row = values[i];
+            const components = [];
+            for (let tag = 0; tag < k; tag++) {
+                const value = row[tag];
+                if (value === undefined)
+                    continue;
+                if (!slots) {
+                    slots = new Array(k);
+                    this.entitiesById.set(id, slots);
+                }
+                slots[tag] = value;
+                components.push(value);
             }
-            slots[tag] = value;
-            changed?.[i].components.push(value);
+            changed?.push({ id, components });
         }
         for (const id of removedIds)
             this.entitiesById.delete(id);
