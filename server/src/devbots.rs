@@ -346,7 +346,11 @@ fn decide(s: &mut Seat, behavior: Behavior) -> Option<Command> {
     let (mx, my) = if distance > 7000.0 {
         (ux, uy)
     } else {
-        let side = if s.entity.0.is_multiple_of(2) { 1.0 } else { -1.0 };
+        let side = if s.entity.0.is_multiple_of(2) {
+            1.0
+        } else {
+            -1.0
+        };
         (-uy * side, ux * side)
     };
     Some(Command::Move {

@@ -33,7 +33,13 @@ fn main() -> anyhow::Result<()> {
         let mut encoded = Vec::new();
         world.encode_delta(&delta, &mut encoded)?;
         let mut frame = Vec::new();
-        write_tick_frame(&mut frame, &PlayerPart::default(), delta.tick, delta.seq.0 - seq, &encoded);
+        write_tick_frame(
+            &mut frame,
+            &PlayerPart::default(),
+            delta.tick,
+            delta.seq.0 - seq,
+            &encoded,
+        );
         seq = delta.seq.0;
         bytes += frame.len();
         file.extend_from_slice(&(frame.len() as u32).to_le_bytes());

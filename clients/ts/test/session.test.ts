@@ -1,0 +1,113 @@
+// The session's gap detection and resync, with a scripted server behind a fake WebSocket: a
+// tick frame that skips a tick makes the session resume from its mirror's tick and seq, and
+// commands sent meanwhile go out after Resumed with their ids.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Session, convert, decode, encode, toWire, type ClientMessage, type ServerMessage, type SessionMessage, type WebSocketLike } from "../src/index.js";
+
+const doc = readFileSync(fileURLToPath(new URL("../../../../docs/PROTOCOL.md", import.meta.url)), "utf8");
+const frame = (name: string) => {
+  const m = new RegExp(`#### Tick frame: ${name}\\n\\n\`\`\`hex\\n([\\s\\S]*?)\`\`\``).exec(doc)!;
+  return Uint8Array.from(m[1]!.trim().split(/\s+/).map((h) => parseInt(h, 16)));
+};
+
+/** A WebSocket whose server is this test: it records what the client sends. */
+class FakeSocket implements WebSocketLike {
+  static all: FakeSocket[] = [];
+  binaryType = "arraybuffer";
+  readyState = 0;
+  sent: ClientMessage[] = [];
+  onopen: ((ev: unknown) => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+  onerror: ((ev: unknown) => void) | null = null;
+  constructor(readonly url: string) {
+    FakeSocket.all.push(this);
+    setTimeout(() => {
+      this.readyState = 1;
+      this.onopen?.({});
+    }, 0);
+  }
+  send(data: Uint8Array | string): void {
+    this.sent.push(convert(decode(data as Uint8Array), "ClientMessage", "msgpack") as ClientMessage);
+  }
+  close(code = 1000, reason = ""): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    setTimeout(() => this.onclose?.({ code, reason }), 0);
+  }
+  deliver(m: ServerMessage | Uint8Array): void {
+    const bytes = m instanceof Uint8Array ? m : encode(toWire(m, "ServerMessage"));
+    this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
+  }
+}
+
+const until = async (what: string, check: () => boolean) => {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(check(), what);
+};
+
+const joined: ServerMessage = {
+  joined: {
+    match_id: 7,
+    player: 1,
+    entity: 2,
+    tick_rate_hz: 60,
+    resume_token: "m7.resume",
+    game: "drift",
+    rules: { drift: { max_players: 8, width_mm: 100000, height_mm: 100000, max_step_mm: 1000 } },
+    components: ["player", "pos", "vel", "hp", "input"],
+    snapshot: {
+      tick: 120,
+      seq: 39,
+      entities: [
+        { id: 2, components: [{ player: { player: 1, name: "ana" } }, { pos: { x: 1000, y: 2000 } }, { input: { input: 7 } }] },
+        { id: 3, components: [{ player: { player: 2, name: "bo" } }, { pos: { x: 5000, y: 500 } }, { input: { input: 3 } }] },
+      ],
+    },
+  },
+};
+
+test("a skipped tick makes the session resume from its mirror, and waiting commands follow Resumed", async () => {
+  FakeSocket.all = [];
+  const connecting = Session.connect("http://server.test", { token: "t", WebSocket: FakeSocket });
+  await until("the first socket", () => FakeSocket.all.length === 1);
+  const first = FakeSocket.all[0]!;
+  await until("Hello", () => first.sent.length === 1);
+  assert.deepEqual(first.sent[0], { hello: { protocol: 2, client: "tickforge-client-ts" } });
+  assert.match(first.url, /^ws:\/\/server\.test\/play\?token=t$/);
+  first.deliver({ welcome: { protocol: 2, server: "test" } });
+  const session = await connecting;
+  const joining = session.join(7, "ana");
+  await until("Join", () => first.sent.length === 2);
+  first.deliver(joined);
+  await joining;
+  const seen: SessionMessage[] = [];
+  session.on((m) => seen.push(m));
+
+  first.deliver(frame("quiet")); // tick 121: applied
+  assert.equal(session.world!.tick, 121);
+  first.deliver(frame("spawn_and_remove")); // tick 123: tick 122 is missing
+  assert.ok(seen.some((m) => "resuming" in m), "the session says it resumes");
+  assert.equal(session.world!.tick, 121, "the frame after the gap is not applied");
+  const { id } = session.drift(5, 5); // sent while resuming: it waits
+
+  await until("a second socket", () => FakeSocket.all.length === 2);
+  const second = FakeSocket.all[1]!;
+  await until("Hello again", () => second.sent.length === 1);
+  second.deliver({ welcome: { protocol: 2, server: "test" } });
+  await until("Resume", () => second.sent.length === 2);
+  assert.deepEqual(second.sent[1], { resume: { token: "m7.resume", last_tick: 121, last_seq: 39 } });
+  second.deliver({ resumed: { match_id: 7, player: 1, entity: 2, from_seq: 39 } });
+  await until("the waiting command", () => second.sent.length === 3);
+  assert.deepEqual(second.sent[2], { command: { id, command: { drift: { entity: 2, dx: 5, dy: 5 } } } });
+  second.deliver(frame("drift")); // the missed tick 122, then 123
+  second.deliver(frame("spawn_and_remove"));
+  assert.equal(session.world!.tick, 123);
+  assert.deepEqual(session.world!.ids(), [2, 9]);
+  assert.equal(session.resumes, 1);
+  session.close();
+});
