@@ -196,6 +196,29 @@ pub async fn start_binary(dir: &Path, args: &[&str]) -> (tokio::process::Child, 
     (child, format!("ws://{addr}"))
 }
 
+/// Run `command` (a browser script, the TypeScript client's tests) to its end within `limit`;
+/// returns whether it succeeded and everything it printed, which is also echoed for the
+/// test's log. `what` names it in the failures.
+pub async fn run_tool(
+    command: &mut tokio::process::Command,
+    limit: Duration,
+    what: &str,
+) -> (bool, String) {
+    let out = tokio::time::timeout(limit, command.kill_on_drop(true).output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} finishes within {limit:?}"))
+        .unwrap_or_else(|e| {
+            panic!("{what} runs (scripts/install-test-tools installs what it needs): {e}")
+        });
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{report}");
+    (out.status.success(), report)
+}
+
 /// The path of a workspace binary, built if it is not there yet.
 pub fn binary(name: &str) -> PathBuf {
     let target = target_dir();

@@ -11,27 +11,16 @@ use std::time::Duration;
 async fn the_typescript_client_passes_its_tests_against_the_server() {
     let server = tickforge_tests::binary("tickforge-server");
     let package = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/ts");
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
+    let (ok, report) = tickforge_tests::run_tool(
         tokio::process::Command::new("npm")
             .args(["test", "--silent"])
             .current_dir(&package)
-            .env("TICKFORGE_SERVER", &server)
-            .kill_on_drop(true)
-            .output(),
+            .env("TICKFORGE_SERVER", &server),
+        Duration::from_secs(300),
+        "the TypeScript client's tests",
     )
-    .await
-    .expect("the client's tests finish within 5 minutes")
-    .expect("npm runs (scripts/install-test-tools installs the client's packages)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "the TypeScript client's tests should pass:\n{report}"
-    );
+    .await;
+    assert!(ok, "the TypeScript client's tests should pass:\n{report}");
     assert!(
         report.contains("# fail 0"),
         "node --test reports no failure:\n{report}"

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 use tickforge_client::Session;
 use tickforge_protocol::{Command, MatchId, ServerMessage};
-use tickforge_tests::TestServer;
+use tickforge_tests::{TestServer, run_tool};
 
 /// Bots that steer and fire in match `id` until `stop` is cancelled or the match ends.
 fn play(
@@ -84,27 +84,16 @@ async fn the_web_page_shows_live_and_finished_matches() {
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web-e2e");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/e2e.mjs");
     let http = server.url.replace("ws://", "http://");
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
+    let (ok, report) = run_tool(
         tokio::process::Command::new("node")
             .arg(&script)
             .args([&http, &live.0.to_string(), &done.0.to_string()])
-            .arg(&artifacts)
-            .output(),
+            .arg(&artifacts),
+        Duration::from_secs(120),
+        "the viewer's browser test",
     )
-    .await
-    .expect("the browser test finishes within 2 minutes")
-    .expect("node runs (scripts/install-browser installs what it needs)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{report}");
-    assert!(
-        out.status.success(),
-        "the browser checks should all pass:\n{report}"
-    );
+    .await;
+    assert!(ok, "the browser checks should all pass:\n{report}");
     assert!(
         artifacts.join("replay.jpg").exists(),
         "a screenshot is kept"
@@ -125,27 +114,16 @@ async fn a_player_in_the_browser_scores_against_a_bot_and_the_replay_verifies() 
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web-e2e");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/play.mjs");
     let http = server.url.replace("ws://", "http://");
-    let out = tokio::time::timeout(
-        Duration::from_secs(150),
+    let (ok, report) = run_tool(
         tokio::process::Command::new("node")
             .arg(&script)
             .arg(&http)
-            .arg(&artifacts)
-            .output(),
+            .arg(&artifacts),
+        Duration::from_secs(150),
+        "the play page's browser test",
     )
-    .await
-    .expect("the browser test finishes within 150 s")
-    .expect("node runs (scripts/install-test-tools installs what it needs)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{report}");
-    assert!(
-        out.status.success(),
-        "the play checks should all pass:\n{report}"
-    );
+    .await;
+    assert!(ok, "the play checks should all pass:\n{report}");
     assert!(artifacts.join("play.png").exists(), "a screenshot is kept");
     let id: u64 = report
         .lines()

@@ -1,20 +1,15 @@
 // Drives the tickforge web page in Debian's Chromium (through playwright-core) against a running
 // server: node e2e.mjs HTTP_URL LIVE_MATCH_ID FINISHED_MATCH_ID ARTIFACT_DIR
 // Exits 0 if every check holds; otherwise prints what failed and exits 1.
-import { chromium } from "playwright-core";
+import { check, jsonFrom, launch } from "./browser.mjs";
 import { mkdirSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 
 const [url, liveId, doneId, artifacts] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
-const check = (ok, what) => { if (!ok) throw new Error(what); console.log(`ok: ${what}`); };
-const getJson = async (path) => (await fetch(url + path)).json();
+const getJson = jsonFrom(url);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 let failed = false;
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });

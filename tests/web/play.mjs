@@ -4,22 +4,17 @@
 // aims with the mouse and fires until it has scored; then a deep link opens the match's replay
 // at a tick. Prints "MATCH <id>" for the caller (which verifies the replay file) and exits 0 if
 // every check holds; otherwise prints what failed and exits 1.
-import { chromium } from "playwright-core";
+import { check, jsonFrom, launch } from "./browser.mjs";
 import { mkdirSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 
 const [url, artifacts] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
-const check = (ok, what) => { if (!ok) throw new Error(what); console.log(`ok: ${what}`); };
-const getJson = async (path) => (await fetch(url + path)).json();
+const getJson = jsonFrom(url);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const component = (entity, name) => entity?.components.find((c) => name in c)?.[name];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 let failed = false;
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });

@@ -36,16 +36,27 @@ export async function guestToken(url: string, options: { name?: string; role?: "
   return ((await json(r)) as { token: string }).token;
 }
 
-/** One match as GET /matches lists it. */
+/** One match as GET /matches lists it (PROTOCOL.md, GET /matches). */
 export interface MatchInfo {
   id: MatchId;
   game: string;
-  state: string;
-  tick: number;
+  state: "running" | "ended" | "stopped";
   players: number;
   max_players: number;
+  spectators: number;
+  tick: number;
+  last_seq: number;
+  durable_tick: number;
+  /** The last tick's run time on the server, in µs. */
+  tick_us: number;
+  /** The last tick's frame for a player with no answers, in bytes. */
+  frame_bytes: number;
+  tick_rate_hz: number;
+  created_at_unix_ms: number;
+  replay: string;
+  stopped_reason: string | null;
+  end_reason: string | null;
   config: GameConfig;
-  [more: string]: unknown;
 }
 
 /** What POST /matches takes. `bots` (development servers only) fills the match with the server's bots. */

@@ -3,7 +3,7 @@
 // server's seek. Deep links: #/match/ID follows a live match, #/replay/ID?tick=T opens a
 // replay at tick T. Every request goes to the server that served this page.
 
-import { Spectator, guestToken, variant, type Event, type EventKind, type GameConfig } from "../src/index.js";
+import { Spectator, guestToken, variant, type Event, type EventKind, type GameConfig, type MatchInfo as Listed } from "../src/index.js";
 import { drawChart, type Series } from "./chart.js";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -20,17 +20,6 @@ interface JsonWorld {
   seq: number;
   entities: JsonEntity[];
   [more: string]: unknown;
-}
-interface Listed {
-  id: number;
-  game: string;
-  state: string;
-  tick: number;
-  players: number;
-  max_players: number;
-  config: GameConfig;
-  tick_us?: number;
-  frame_bytes?: number;
 }
 interface Replay {
   id: number;
@@ -364,8 +353,8 @@ async function watchLive(id: number): Promise<void> {
         lastSample = performance.now();
         const info = await getJson<Listed>(`/matches/${id}`);
         if (generation !== openGeneration) return;
-        tickUs.push([info.tick, info.tick_us ?? 0]);
-        frameBytes.push([info.tick, info.frame_bytes ?? 0]);
+        tickUs.push([info.tick, info.tick_us]);
+        frameBytes.push([info.tick, info.frame_bytes]);
         for (const series of [tickUs, frameBytes]) while (series.length > 240) series.shift();
       }
     } catch {

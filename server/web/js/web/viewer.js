@@ -324,8 +324,8 @@ async function watchLive(id) {
                 const info = await getJson(`/matches/${id}`);
                 if (generation !== openGeneration)
                     return;
-                tickUs.push([info.tick, info.tick_us ?? 0]);
-                frameBytes.push([info.tick, info.frame_bytes ?? 0]);
+                tickUs.push([info.tick, info.tick_us]);
+                frameBytes.push([info.tick, info.frame_bytes]);
                 for (const series of [tickUs, frameBytes])
                     while (series.length > 240)
                         series.shift();
