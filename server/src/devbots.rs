@@ -55,7 +55,9 @@ pub fn spawn(
     behavior: Behavior,
 ) {
     let stop = state.shutdown.child_token();
-    let alive = Arc::new(AtomicU32::new(0));
+    // The bots not yet gone, counted from before they join (so the supervisor never takes a
+    // joining bot for a player) until their task ends.
+    let alive = Arc::new(AtomicU32::new(count));
     for n in 1..=count {
         let (token, _) = state
             .auth
@@ -70,9 +72,11 @@ pub fn spawn(
             alive: alive.clone(),
         };
         state.tasks.spawn(async move {
+            let alive = bot.alive.clone();
             if let Err(e) = bot.run().await {
                 tracing::debug!(match_id = id.0, error = %e, "a bot stopped");
             }
+            alive.fetch_sub(1, Ordering::Relaxed);
         });
     }
     state.tasks.spawn(supervise(shared, alive, stop));
@@ -138,47 +142,70 @@ struct Seat {
     next_id: u32,
     /// Arena: the first tick the bot may fire again, from its own accepted shots.
     ready_at: u64,
-    fired: Option<CommandId>,
+    /// A shot not yet answered, and the tick it was sent in.
+    fired: Option<(CommandId, u64)>,
     rng: u64,
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn frame(m: &ClientMessage) -> Result<Message, String> {
+    encode(m)
+        .map(|b| Message::Binary(b.into()))
+        .map_err(|e| e.to_string())
+}
+
+async fn send(ws: &mut Socket, m: &ClientMessage) -> Result<(), String> {
+    ws.send(frame(m)?).await.map_err(|e| e.to_string())
+}
+
 impl Bot {
+    /// Connect, play until told to stop (or the match or connection ends), and leave on every
+    /// way out, so that a bot never lingers as a dropped player.
     async fn run(self) -> Result<(), String> {
         let (mut ws, _) = tokio_tungstenite::connect_async(self.url.as_str())
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        let send = |m: &ClientMessage| {
-            encode(m)
-                .map(|b| Message::Binary(b.into()))
-                .map_err(|e| e.to_string())
-        };
-        ws.send(send(&ClientMessage::Hello {
-            protocol: PROTOCOL_VERSION,
-            client: "tickforge dev bot".into(),
-        })?)
-        .await
-        .map_err(|e| e.to_string())?;
-        ws.send(send(&ClientMessage::Join {
-            match_id: Some(self.id),
-            name: self.name.clone(),
-        })?)
-        .await
-        .map_err(|e| e.to_string())?;
+        let played = self.play(&mut ws).await;
+        let _ = send(&mut ws, &ClientMessage::Leave).await;
+        let _ = ws.close(None).await;
+        played
+    }
+
+    async fn play(&self, ws: &mut Socket) -> Result<(), String> {
+        send(
+            ws,
+            &ClientMessage::Hello {
+                protocol: PROTOCOL_VERSION,
+                client: "tickforge dev bot".into(),
+            },
+        )
+        .await?;
+        send(
+            ws,
+            &ClientMessage::Join {
+                match_id: Some(self.id),
+                name: self.name.clone(),
+            },
+        )
+        .await?;
         let mut seat: Option<Seat> = None;
         loop {
-            let frame = tokio::select! {
-                () = self.stop.cancelled() => {
-                    let _ = ws.send(send(&ClientMessage::Leave)?).await;
-                    break;
-                }
+            let incoming = tokio::select! {
+                () = self.stop.cancelled() => return Ok(()),
                 f = ws.next() => f,
             };
-            let Some(Ok(frame)) = frame else { break };
-            let Message::Binary(bytes) = frame else {
+            let Some(Ok(incoming)) = incoming else {
+                return Ok(());
+            };
+            let Message::Binary(bytes) = incoming else {
                 continue;
             };
-            let message = decode_server(&bytes).map_err(|e| e.to_string())?;
-            let command = match (message, seat.as_mut()) {
+            let command = match (
+                decode_server(&bytes).map_err(|e| e.to_string())?,
+                seat.as_mut(),
+            ) {
                 (
                     ServerMessage::Joined {
                         entity,
@@ -192,7 +219,6 @@ impl Bot {
                     let table = ComponentTable::new(components).map_err(|e| e.to_string())?;
                     let mut world = World::new(table);
                     world.apply_snapshot(&snapshot).map_err(|e| e.to_string())?;
-                    self.alive.fetch_add(1, Ordering::Relaxed);
                     seat = Some(Seat {
                         entity,
                         rules,
@@ -210,6 +236,8 @@ impl Bot {
                         .apply_snapshot(&snapshot)
                         .map_err(|e| e.to_string())?;
                     s.tick = snapshot.tick;
+                    // The answer to a shot may have been among the frames skipped.
+                    s.fired = None;
                     None
                 }
                 (ServerMessage::Tick(frame), Some(s)) => {
@@ -219,41 +247,38 @@ impl Bot {
                             .map_err(|e| e.to_string())?;
                         s.tick = frame.tick;
                     }
-                    if let Some(shot) = s.fired {
+                    if let Some((shot, at)) = s.fired {
                         if frame.acks.contains(&shot) {
                             s.ready_at = frame.tick.0 + cooldown(&s.rules);
                             s.fired = None;
-                        } else if frame.rejections.iter().any(|r| r.id == shot) {
+                        } else if frame.rejections.iter().any(|r| r.id == shot)
+                            || frame.tick.0 > at + 60
+                        {
                             s.fired = None;
                         }
                     }
                     decide(s, self.behavior)
                 }
                 (ServerMessage::Rejected { id, .. }, Some(s)) => {
-                    if s.fired == Some(id) {
+                    if s.fired.is_some_and(|(shot, _)| shot == id) {
                         s.fired = None;
                     }
                     None
                 }
-                (ServerMessage::MatchEnded { .. } | ServerMessage::Error { .. }, _) => break,
+                (ServerMessage::MatchEnded { .. } | ServerMessage::Error { .. }, _) => {
+                    return Ok(());
+                }
                 _ => None,
             };
             if let (Some(command), Some(s)) = (command, seat.as_mut()) {
                 s.next_id += 1;
                 let id = CommandId(s.next_id);
                 if matches!(command, Command::Fire { .. }) {
-                    s.fired = Some(id);
+                    s.fired = Some((id, s.tick.0));
                 }
-                ws.send(send(&ClientMessage::Command { id, command })?)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                send(ws, &ClientMessage::Command { id, command }).await?;
             }
         }
-        if seat.is_some() {
-            self.alive.fetch_sub(1, Ordering::Relaxed);
-        }
-        let _ = ws.close(None).await;
-        Ok(())
     }
 }
 

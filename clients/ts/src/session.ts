@@ -42,6 +42,8 @@ export interface SessionOptions {
   keepDeltas?: boolean;
   /** How many messages may wait for `next()` (default 4096); 0 queues nothing, for callers that only use `on`. */
   maxQueued?: number;
+  /** The largest server frame accepted, in bytes (default 8 MiB); a larger one is refused before it is decoded. */
+  maxFrameBytes?: number;
   /** How long to wait for each answer of the handshake, in ms (default 10000). */
   timeoutMs?: number;
 }
@@ -62,11 +64,15 @@ export type SessionMessage =
   /** The session is over: the last close code and reason. */
   | { closed: Closed };
 
-/** The answer to one command. */
+/**
+ * The answer to one command. `unanswered`: the session ended before the server answered (the
+ * command may or may not have been applied; the match's record says).
+ */
 export type Outcome =
   | { accepted: { tick: number } }
   | { duplicate: { tick: number } }
-  | { rejected: Rejected };
+  | { rejected: Rejected }
+  | { unanswered: { reason: string } };
 
 const FINAL_CODES = new Set([1000, 1001, 1008, 4000, 4001, 4006, 4007, 4008, 4009, 4010]);
 
@@ -95,6 +101,8 @@ export class Session {
   private readonly pending = new Map<CommandId, { command: Command; resolve: (o: Outcome) => void }>();
   private waiting: ((m: ServerMessage | null, closed?: Closed) => void) | null = null;
   private state: "handshake" | "joined" | "resuming" | "closed" = "handshake";
+  private closedWith: Closed | null = null;
+  private resumeTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly options: Required<Omit<SessionOptions, "WebSocket">> & { WebSocket: WebSocketConstructor };
 
   private constructor(
@@ -108,6 +116,7 @@ export class Session {
       resumeAfterMs: 0,
       keepDeltas: true,
       maxQueued: 4096,
+      maxFrameBytes: 8 << 20,
       timeoutMs: 10_000,
       ...options,
       WebSocket: defaultWebSocket(options.WebSocket),
@@ -118,14 +127,24 @@ export class Session {
   /** Connect to the server at `url` (http:// or ws://) and say Hello. Rejects with a ConnectError naming the close. */
   static async connect(url: string, options: SessionOptions): Promise<Session> {
     const s = new Session(url, options);
-    await s.hello();
+    try {
+      await s.hello();
+    } catch (e) {
+      s.detach();
+      throw e;
+    }
     return s;
   }
 
   /** Connect and join: match `matchId`, or quick-join the first open match when it is null or left out. */
   static async join(url: string, options: SessionOptions & { matchId?: MatchId | null; name?: string }): Promise<Session> {
     const s = await Session.connect(url, options);
-    await s.join(options.matchId ?? null, options.name ?? "");
+    try {
+      await s.join(options.matchId ?? null, options.name ?? "");
+    } catch (e) {
+      s.detach();
+      throw e;
+    }
     return s;
   }
 
@@ -162,12 +181,19 @@ export class Session {
   send(command: Command): { id: CommandId; outcome: Promise<Outcome> } {
     if (this.state === "closed") throw new Error("the session is closed");
     if (this.pending.size >= 4096) throw new Error("4096 commands are waiting for an answer: the server is not answering");
+    // Checked before it is kept: a command that cannot be encoded is refused here, not at every resend.
+    const bytes = encode(toWire({ command: { id: this.nextId + 1, command } }, "ClientMessage"));
     const id = ++this.nextId;
     let resolve!: (o: Outcome) => void;
     const outcome = new Promise<Outcome>((r) => (resolve = r));
     this.pending.set(id, { command, resolve });
-    if (this.state === "joined") this.write({ command: { id, command } });
+    if (this.state === "joined" && this.ws?.readyState === 1) this.ws.send(bytes);
     return { id, outcome };
+  }
+
+  /** False once the session is over. */
+  get isOpen(): boolean {
+    return this.state !== "closed";
   }
 
   /** Arena: steer one's own player, in mm per tick. */
@@ -197,12 +223,23 @@ export class Session {
 
   /** Leave the match for good; resolves when the server has closed the connection. */
   async leave(): Promise<Closed> {
+    if (this.closedWith) return this.closedWith;
+    this.options.autoResume = false;
+    if (this.state !== "joined" || this.ws?.readyState !== 1) {
+      // Not connected (resuming): nothing can carry the Leave; the grace period ends the player.
+      this.stopResume();
+      this.ws?.close(1000, "client left");
+      this.finish({ code: 1000, reason: "left while not connected" });
+      return this.closedWith!;
+    }
     const done = new Promise<Closed>((resolve) => {
-      this.messages.on((m) => {
-        if (typeof m === "object" && "closed" in m) resolve(m.closed);
+      const off = this.messages.on((m) => {
+        if ("closed" in m) {
+          off();
+          resolve(m.closed);
+        }
       });
     });
-    this.options.autoResume = false;
     this.write("leave");
     return done;
   }
@@ -215,7 +252,9 @@ export class Session {
   /** Close for good without leaving: the player stays in the match for the resume grace period. */
   close(): void {
     this.options.autoResume = false;
+    this.stopResume();
     this.ws?.close(1000, "client closed");
+    if (this.state === "resuming" || this.state === "handshake") this.finish({ code: 1000, reason: "client closed" });
   }
 
   /** Call `listener` with every message as it arrives; returns a function that removes it. */
@@ -239,30 +278,55 @@ export class Session {
    */
   async resume(): Promise<void> {
     if (!this.world || !this.resumeToken) throw new Error("nothing to resume: the session never joined");
+    if (this.state === "closed") throw new Error("the session is closed");
     this.state = "resuming";
-    const old = this.ws;
-    if (old) {
-      old.onclose = null;
-      old.onmessage = null;
-      old.close(1000, "resuming");
-    }
+    this.detach();
     await this.hello();
+    if (this.state !== "resuming") return this.detach();
     this.write({ resume: { token: this.resumeToken, last_tick: this.world.tick, last_seq: this.world.seq } });
     await this.expect("resumed");
+    if (this.state !== "resuming") return this.detach();
     this.resumes += 1;
     this.state = "joined";
+    this.resend();
+  }
+
+  /** Every unanswered command again, in id order (the server answers an applied one with a duplicate notice). */
+  private resend(): void {
     for (const [id, { command }] of [...this.pending].sort((a, b) => a[0] - b[0])) this.write({ command: { id, command } });
   }
 
-  /** Round trip to the server in ms. */
+  /** Stop listening to the current socket and close it. */
+  private detach(reason = "resuming"): void {
+    const old = this.ws;
+    this.ws = null;
+    if (!old) return;
+    old.onclose = null;
+    old.onmessage = null;
+    old.onerror = null;
+    if (old.readyState <= 1) old.close(1000, reason);
+  }
+
+  private stopResume(): void {
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
+  }
+
+  /** Round trip to the server in ms; rejects if no Pong comes within the timeout or the session ends. */
   async ping(): Promise<number> {
     const nonce = Math.floor(Math.random() * 2 ** 48);
     const start = performance.now();
-    const pong = new Promise<void>((resolve) => {
+    const pong = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => (off(), reject(new Error(`no pong within ${this.options.timeoutMs} ms`))), this.options.timeoutMs);
       const off = this.messages.on((m) => {
-        if (typeof m === "object" && "pong" in m && m.pong.nonce === nonce) {
+        if ("pong" in m && m.pong.nonce === nonce) {
+          clearTimeout(timer);
           off();
           resolve();
+        } else if ("closed" in m) {
+          clearTimeout(timer);
+          off();
+          reject(new Error(`the session closed: ${m.closed.reason}`));
         }
       });
     });
@@ -282,7 +346,13 @@ export class Session {
   private expect<K extends string>(kind: K, timeoutMs = this.options.timeoutMs): Promise<Extract<ServerMessage, Record<K, unknown>>> {
     return new Promise((resolve, reject) => {
       const timer =
-        timeoutMs > 0 ? setTimeout(() => (this.waiting = null, reject(new ConnectError(0, `no ${kind} within ${timeoutMs} ms`))), timeoutMs) : null;
+        timeoutMs > 0
+          ? setTimeout(() => {
+              this.waiting = null;
+              this.detach();
+              reject(new ConnectError(0, `no ${kind} within ${timeoutMs} ms`));
+            }, timeoutMs)
+          : null;
       let error: { code: number; reason: string } | null = null;
       this.waiting = (m, closed) => {
         if (m && kind in m) {
@@ -302,6 +372,9 @@ export class Session {
 
   private onFrame(data: Uint8Array | string): void {
     if (typeof data === "string") return this.fail(1007, "the server sent a text frame");
+    if (data.length > this.options.maxFrameBytes) {
+      return this.fail(1009, `a frame of ${data.length} bytes, over maxFrameBytes (${this.options.maxFrameBytes})`);
+    }
     this.bytesReceived += data.length;
     try {
       if (isTickFrame(data)) return this.onTick(readTickFrame(data));
@@ -317,8 +390,11 @@ export class Session {
   }
 
   private onSnapshot(snapshot: Snapshot): void {
-    this.world?.reset(snapshot);
+    if (!this.world) return;
+    this.world.reset(snapshot);
     this.snapshots += 1;
+    // The frames skipped before a snapshot took their answers with them: ask again.
+    if (this.state === "joined") this.resend();
   }
 
   private onTick(frame: TickFrame): void {
@@ -349,24 +425,32 @@ export class Session {
 
   /** The mirror cannot follow: get back in step by resuming (PROTOCOL.md section 11). */
   private resync(cause: string): void {
+    if (this.state === "resuming" || this.state === "closed") return;
     if (!this.options.autoResume || this.state !== "joined") return this.fail(1007, cause);
     this.startResume(cause);
   }
 
   private startResume(cause: string): void {
     this.state = "resuming";
+    // Nothing more from the old socket: its frames can no longer be applied in order.
+    this.detach();
     this.messages.push({ resuming: { cause } });
     const attempt = async (n: number): Promise<void> => {
+      this.resumeTimer = null;
+      if (this.state !== "resuming") return;
       try {
         await this.resume();
       } catch (e) {
+        if (this.state !== "resuming") return;
         const final = e instanceof ConnectError && FINAL_CODES.has(e.code);
-        if (final || n >= 5) return this.finish(e instanceof ConnectError ? { code: e.code, reason: e.reason } : { code: 1006, reason: String(e) });
-        await new Promise((r) => setTimeout(r, 200 * 2 ** n));
-        return attempt(n + 1);
+        if (final || n >= 5) {
+          this.detach();
+          return this.finish(e instanceof ConnectError ? { code: e.code, reason: e.reason } : { code: 1006, reason: String(e) });
+        }
+        this.resumeTimer = setTimeout(() => void attempt(n + 1), 200 * 2 ** n);
       }
     };
-    setTimeout(() => void attempt(0), this.options.resumeAfterMs);
+    this.resumeTimer = setTimeout(() => void attempt(0), this.options.resumeAfterMs);
   }
 
   private onClose(closed: Closed): void {
@@ -378,13 +462,18 @@ export class Session {
   }
 
   private fail(code: number, reason: string): void {
-    this.ws?.close(code === 1007 ? 1000 : code, reason.slice(0, 120));
+    this.stopResume();
+    this.detach("the client could not go on");
     this.finish({ code, reason });
   }
 
   private finish(closed: Closed): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    this.closedWith = closed;
+    this.stopResume();
+    for (const [, p] of this.pending) p.resolve({ unanswered: { reason: closed.reason || `closed with ${closed.code}` } });
+    this.pending.clear();
     this.messages.push({ closed });
     this.messages.close();
   }

@@ -338,7 +338,14 @@ export class World {
   tick: Tick = 0;
   seq: Seq = 0;
 
-  constructor(components: readonly string[]) {
+  /**
+   * `maxChanged` bounds the entities one delta may change (default 2^18), so that a crafted
+   * frame cannot make the mirror allocate in proportion to its bits.
+   */
+  constructor(
+    components: readonly string[],
+    readonly maxChanged: number = 1 << 18,
+  ) {
     if (components.length > 64) throw new RangeError(`${components.length} components: a table has at most 64`);
     if (new Set(components).size !== components.length) throw new RangeError("a component table names a component twice");
     this.names = [...components];
@@ -349,7 +356,8 @@ export class World {
   reset(snapshot: Snapshot): void {
     const next = new Map<number, (ComponentValue | undefined)[]>();
     for (const e of snapshot.entities) {
-      const slots: (ComponentValue | undefined)[] = new Array(this.names.length);
+      // An id listed twice adds to the same entity, as the Rust client does.
+      const slots: (ComponentValue | undefined)[] = next.get(e.id) ?? new Array(this.names.length);
       for (const c of e.components) {
         const tag = this.names.indexOf(componentName(c));
         if (tag < 0) throw new DecodeError(0, `entity ${e.id}: ${componentName(c)} is not in the component table`);
@@ -414,6 +422,7 @@ export class World {
     const r = new Bytes(bytes);
     const nChanged = r.uvarint();
     if (nChanged > r.left() * 8) r.fail(`${nChanged} changed entities with ${r.left()} bytes left`, 0);
+    if (nChanged > this.maxChanged) r.fail(`${nChanged} changed entities, over the mirror's limit of ${this.maxChanged}`, 0);
     const nRemoved = r.uvarint();
     const known = this.entitiesById.size + nChanged;
     if (nRemoved > known) r.fail(`${nRemoved} removed entities, of ${known} known`);
@@ -425,9 +434,9 @@ export class World {
     const removedIds = bits.ids(firstRemoved, nRemoved);
     const k = this.names.length;
     // Each mask in 24-bit parts (a table has at most 64 components), for integer bit tests.
-    const m0 = new Array<number>(nChanged);
-    const m1 = new Array<number>(nChanged);
-    const m2 = new Array<number>(nChanged);
+    const m0 = new Uint32Array(nChanged);
+    const m1 = new Uint32Array(nChanged);
+    const m2 = new Uint32Array(nChanged);
     let p0 = 0;
     let p1 = 0;
     let p2 = 0;
@@ -444,8 +453,8 @@ export class World {
     const has = (i: number, tag: number): boolean =>
       ((tag < 24 ? m0[i]! >>> tag : tag < 48 ? m1[i]! >>> (tag - 24) : m2[i]! >>> (tag - 48)) & 1) === 1;
     // Each changed entity's new values by tag, applied only once the whole delta has decoded.
+    // Rows are made only for entities that have values (a crafted frame may list millions with none).
     const values: (ComponentValue | undefined)[][] = new Array(nChanged);
-    for (let i = 0; i < nChanged; i++) values[i] = new Array(k);
     const wholes: [number, number][] = [];
     const members: number[] = [];
     const old: number[] = [];
@@ -481,7 +490,7 @@ export class World {
         const width = bits.width(fresh.length);
         for (const i of fresh) fields[i]![f] = bits.signed(width, 0);
       }
-      for (const i of members) values[i]![tag] = valueOf(name, fields[i]!, () => `entity ${changedIds[i]}`);
+      for (const i of members) (values[i] ??= new Array(k))[tag] = valueOf(name, fields[i]!, () => `entity ${changedIds[i]}`);
     }
     r.at = start + bits.end();
     for (const [i, tag] of wholes) {
@@ -495,7 +504,7 @@ export class World {
       if (componentName(component) !== this.names[tag]) {
         r.fail(`a ${JSON.stringify(componentName(component))} value where tag ${tag} is ${JSON.stringify(this.names[tag])}`, at);
       }
-      values[i]![tag] = component;
+      (values[i] ??= new Array(k))[tag] = component;
     }
     if (r.left() !== 0) r.fail(`${r.left()} trailing bytes after the delta`);
 
@@ -504,9 +513,9 @@ export class World {
     for (let i = 0; i < nChanged; i++) {
       const id = changedIds[i]!;
       let slots = this.entitiesById.get(id);
-      const row = values[i]!;
+      const row = values[i];
       const components: ComponentValue[] = [];
-      for (let tag = 0; tag < k; tag++) {
+      for (let tag = 0; row && tag < k; tag++) {
         const value = row[tag];
         if (value === undefined) continue;
         if (!slots) {

@@ -132,6 +132,18 @@ test("a cut or altered frame is refused and leaves the world as it was, or appli
   }
 });
 
+test("a delta may change at most the mirror's limit of entities", () => {
+  // 300,000 changed entities with one-bit masks ("same as before", the empty mask): 37.5 KB.
+  const n = 300_000;
+  const bits = new Uint8Array(Math.ceil((7 + n) / 8));
+  for (let i = 7; i < 7 + n; i++) bits[i >> 3]! |= 1 << (i & 7);
+  const header = [0x10, 0x79, 0x00, 0xe0, 0xa7, 0x12, 0x00, 0x01];
+  const world = new World(TABLE);
+  world.reset(START);
+  assert.throws(() => world.apply(readTickFrame(Uint8Array.from([...header, ...bits]))), /limit/);
+  assert.equal(world.tick, 120);
+});
+
 test("crafted counts are refused before anything is allocated", () => {
   // 2^40 changed entities in a 6-byte delta; 2^31 acks in a short frame.
   const world = new World(TABLE);
@@ -161,4 +173,9 @@ test("MessagePack: every integer width round-trips, 64-bit beyond 2^53 as bigint
   const bytes = new Uint8Array(100).fill(0x91);
   assert.throws(() => decode(bytes), DecodeError);
   assert.throws(() => decode(Uint8Array.from([0x01, 0x02])), /trailing/);
+  assert.throws(() => decode(Uint8Array.from([0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0])), /float/);
+  assert.throws(() => decode(Uint8Array.from([0x82, 0xa1, 0x61, 0x01, 0xa1, 0x61, 0x02])), /twice/);
+  const nested = new Uint8Array(18).fill(0x91);
+  nested[17] = 0x01;
+  assert.throws(() => decode(nested), /nested/);
 });

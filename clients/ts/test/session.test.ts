@@ -111,3 +111,41 @@ test("a skipped tick makes the session resume from its mirror, and waiting comma
   assert.equal(session.resumes, 1);
   session.close();
 });
+
+async function joinedSession(options: { resumeAfterMs?: number } = {}): Promise<{ session: Session; socket: FakeSocket }> {
+  FakeSocket.all = [];
+  const connecting = Session.connect("http://server.test", { token: "t", WebSocket: FakeSocket, ...options });
+  await until("a socket", () => FakeSocket.all.length === 1 && FakeSocket.all[0]!.sent.length === 1);
+  const socket = FakeSocket.all[0]!;
+  socket.deliver({ welcome: { protocol: 2, server: "test" } });
+  const session = await connecting;
+  const joining = session.join(7, "ana");
+  await until("Join", () => socket.sent.length === 2);
+  socket.deliver(joined);
+  await joining;
+  return { session, socket };
+}
+
+test("a command that cannot be encoded is refused at once and does not spoil a resume", async () => {
+  const { session, socket } = await joinedSession();
+  assert.throws(() => session.move(3e9, 0), /i32|not a/);
+  assert.equal(session.unanswered, 0);
+  const { outcome } = session.drift(1, 1);
+  assert.deepEqual(socket.sent[2], { command: { id: 1, command: { drift: { entity: 2, dx: 1, dy: 1 } } } });
+  session.close();
+  assert.deepEqual(await outcome, { unanswered: { reason: "client closed" } }, "a command unanswered at the end settles");
+});
+
+test("closing while a resume waits stops it: no socket is opened afterwards", async () => {
+  const { session, socket } = await joinedSession({ resumeAfterMs: 50 });
+  const seen: SessionMessage[] = [];
+  session.on((m) => seen.push(m));
+  socket.close(3000, "dropped");
+  await until("resuming", () => seen.some((m) => "resuming" in m));
+  session.close();
+  await new Promise((r) => setTimeout(r, 120));
+  assert.equal(FakeSocket.all.length, 1, "no second connection");
+  assert.ok(seen.some((m) => "closed" in m), "the session reports its end");
+  assert.equal(session.isOpen, false);
+  assert.throws(() => session.drift(1, 1), /closed/);
+});

@@ -73,6 +73,8 @@ async function start(): Promise<void> {
   $("overlay").hidden = true;
   $("status").textContent = "joining…";
   session?.close();
+  session = null;
+  sentVelocity = "0,0";
   const name = params.get("name") ?? `player-${Math.floor(Math.random() * 1000)}`;
   const token = await guestToken(location.origin, { name });
   const config: { [k: string]: number } = { max_players: 8, time_limit_ticks: 3 * 60 * 60 };
@@ -88,6 +90,11 @@ async function start(): Promise<void> {
   rules = variant(s.rules, "arena") ?? null;
   Object.assign(game, { matchId: s.matchId, entity: s.entity, ended: null, feed: [], shots: 0 });
   previous = current = positions(s.world!.entities(), s.world!.tick);
+  lastScores.clear();
+  for (const e of s.world!.entities()) {
+    const sc = s.world!.get<{ kills: number; deaths: number }>(e.id, "score");
+    if (sc) lastScores.set(e.id, { kills: sc.kills, deaths: sc.deaths });
+  }
   $("status").textContent = `match ${s.matchId} · you are ${name}`;
   $<HTMLAnchorElement>("replay").href = `/#/replay/${s.matchId}`;
   s.on(onMessage);
@@ -151,7 +158,7 @@ const KEYS: { [key: string]: [number, number] } = {
 };
 let sentVelocity = "0,0";
 function steer(): void {
-  if (!session || session.entity === null || !rules) return;
+  if (!session?.isOpen || session.entity === null || !rules) return;
   let dx = 0;
   let dy = 0;
   for (const k of held) {
@@ -190,7 +197,7 @@ canvas.addEventListener("mousemove", (e) => {
 canvas.addEventListener("mousedown", (e) => {
   e.preventDefault();
   const s = session;
-  if (!s || s.entity === null || !mouse) return;
+  if (!s?.isOpen || s.entity === null || !mouse) return;
   const me = s.world!.get<Body>(s.entity, "pos");
   if (!me) return;
   const dx = mouse.x - me.x;
@@ -199,7 +206,13 @@ canvas.addEventListener("mousedown", (e) => {
   game.shots++;
   s.fire(dx, dy);
 });
-$("rematch").onclick = () => void start();
+function begin(): void {
+  start().catch((e: Error) => {
+    $("status").textContent = `could not start: ${e.message}`;
+    $("overlay").hidden = false;
+  });
+}
+$("rematch").onclick = begin;
 
 // ---- drawing ---------------------------------------------------------------------------
 
@@ -286,6 +299,4 @@ function draw(now: number): void {
 }
 
 requestAnimationFrame(draw);
-start().catch((e: Error) => {
-  $("status").textContent = `could not start: ${e.message}`;
-});
+begin();

@@ -325,7 +325,7 @@ async function watchLive(id: number): Promise<void> {
   $("controls").hidden = true;
   $("log").replaceChildren();
   void refreshLists();
-  const s = await Spectator.watch(location.origin, id, { token: await getToken(), from: "live", format: "json" });
+  const s = await Spectator.watch(location.origin, id, { token: await getToken(), from: "live", format: "json", maxQueued: 0 });
   if (generation !== openGeneration) return s.close();
   spectator = s;
   s.on((m) => {
@@ -347,8 +347,10 @@ async function watchLive(id: number): Promise<void> {
     if (busy) return;
     busy = true;
     try {
-      view.world = await getJson<JsonWorld>(`/matches/${id}/snapshot`);
-      view.tick = Math.max(view.tick, view.world.tick);
+      const world = await getJson<JsonWorld>(`/matches/${id}/snapshot`);
+      if (generation !== openGeneration) return;
+      view.world = world;
+      view.tick = Math.max(view.tick, world.tick);
       if (performance.now() - lastSample > 250) {
         lastSample = performance.now();
         const info = await getJson<Listed>(`/matches/${id}`);
@@ -358,7 +360,11 @@ async function watchLive(id: number): Promise<void> {
         for (const series of [tickUs, frameBytes]) while (series.length > 240) series.shift();
       }
     } catch {
-      // The match may have ended: keep the last world.
+      // The match has ended (or the server is gone): keep the last world, stop asking.
+      if (view.ended && poller) {
+        clearInterval(poller);
+        poller = null;
+      }
     } finally {
       busy = false;
     }
@@ -368,7 +374,8 @@ async function watchLive(id: number): Promise<void> {
 // ---- replay ----------------------------------------------------------------------------
 
 let playing = false;
-let seeking = false;
+/** The replay (by open generation) whose seek loop is running, if any. */
+let seekingIn: number | null = null;
 let wanted = 0;
 
 async function openReplay(id: number, tick: number | null): Promise<void> {
@@ -405,8 +412,9 @@ async function openReplay(id: number, tick: number | null): Promise<void> {
 async function seekTo(tick: number): Promise<void> {
   const max = Number($<HTMLInputElement>("seek").max);
   wanted = Math.max(0, Math.min(max, Math.round(tick)));
-  if (seeking) return;
-  seeking = true;
+  const mine = openGeneration;
+  if (seekingIn === mine) return;
+  seekingIn = mine;
   try {
     while (true) {
       const target = wanted;
@@ -423,7 +431,7 @@ async function seekTo(tick: number): Promise<void> {
       if (wanted === target) break;
     }
   } finally {
-    seeking = false;
+    if (seekingIn === mine) seekingIn = null;
   }
 }
 
@@ -463,7 +471,7 @@ window.addEventListener("hashchange", route);
 let last = performance.now();
 let carry = 0;
 function frame(now: number): void {
-  if (playing && view.mode === "replay" && !seeking) {
+  if (playing && view.mode === "replay" && seekingIn === null) {
     carry += ((now - last) / 1000) * 60 * Number($<HTMLSelectElement>("speed").value);
     if (carry >= 1) {
       const step = Math.floor(carry);

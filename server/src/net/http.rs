@@ -80,7 +80,7 @@ pub(super) async fn serve_connection(
     state: Arc<AppState>,
 ) {
     let deadline = WriteDeadline::default();
-    let local = stream.local_addr().unwrap_or(peer);
+    let local = stream.local_addr().unwrap_or(state.config.listen);
     let io = TokioIo::new(DeadlineIo::new(
         stream,
         state.config.write_timeout,

@@ -11,7 +11,9 @@ export class DecodeError extends Error {
         this.name = "DecodeError";
     }
 }
-const MAX_DEPTH = 64;
+// Floats are refused: the protocol has none (PROTOCOL.md section 3), and a game's values hold none.
+/** Nesting deeper than this is refused, as the server's decoder does. */
+const MAX_DEPTH = 16;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const utf8Out = new TextEncoder();
 class Reader {
@@ -93,18 +95,9 @@ class Reader {
                 this.at += n;
                 return out;
             }
-            case 0xca: {
-                this.need(4);
-                const v = new DataView(this.bytes.buffer, this.bytes.byteOffset + this.at, 4).getFloat32(0);
-                this.at += 4;
-                return v;
-            }
-            case 0xcb: {
-                this.need(8);
-                const v = new DataView(this.bytes.buffer, this.bytes.byteOffset + this.at, 8).getFloat64(0);
-                this.at += 8;
-                return v;
-            }
+            case 0xca:
+            case 0xcb:
+                return this.fail("a float: the protocol has none", start);
             case 0xcc:
                 return this.uint(1);
             case 0xcd:
@@ -159,6 +152,8 @@ class Reader {
             const key = this.value(depth + 1);
             if (typeof key !== "string")
                 this.fail("a map key that is not a string", at);
+            if (Object.hasOwn(out, key))
+                this.fail(`the map key ${JSON.stringify(key)} twice`, at);
             // defineProperty, so that a key such as "__proto__" is a plain key.
             Object.defineProperty(out, key, { value: this.value(depth + 1), enumerable: true, writable: true, configurable: true });
         }

@@ -35,6 +35,8 @@ export class Session {
     pending = new Map();
     waiting = null;
     state = "handshake";
+    closedWith = null;
+    resumeTimer = null;
     options;
     constructor(url, options) {
         this.url = url;
@@ -45,6 +47,7 @@ export class Session {
             resumeAfterMs: 0,
             keepDeltas: true,
             maxQueued: 4096,
+            maxFrameBytes: 8 << 20,
             timeoutMs: 10_000,
             ...options,
             WebSocket: defaultWebSocket(options.WebSocket),
@@ -54,13 +57,25 @@ export class Session {
     /** Connect to the server at `url` (http:// or ws://) and say Hello. Rejects with a ConnectError naming the close. */
     static async connect(url, options) {
         const s = new Session(url, options);
-        await s.hello();
+        try {
+            await s.hello();
+        }
+        catch (e) {
+            s.detach();
+            throw e;
+        }
         return s;
     }
     /** Connect and join: match `matchId`, or quick-join the first open match when it is null or left out. */
     static async join(url, options) {
         const s = await Session.connect(url, options);
-        await s.join(options.matchId ?? null, options.name ?? "");
+        try {
+            await s.join(options.matchId ?? null, options.name ?? "");
+        }
+        catch (e) {
+            s.detach();
+            throw e;
+        }
         return s;
     }
     async hello() {
@@ -91,13 +106,19 @@ export class Session {
             throw new Error("the session is closed");
         if (this.pending.size >= 4096)
             throw new Error("4096 commands are waiting for an answer: the server is not answering");
+        // Checked before it is kept: a command that cannot be encoded is refused here, not at every resend.
+        const bytes = encode(toWire({ command: { id: this.nextId + 1, command } }, "ClientMessage"));
         const id = ++this.nextId;
         let resolve;
         const outcome = new Promise((r) => (resolve = r));
         this.pending.set(id, { command, resolve });
-        if (this.state === "joined")
-            this.write({ command: { id, command } });
+        if (this.state === "joined" && this.ws?.readyState === 1)
+            this.ws.send(bytes);
         return { id, outcome };
+    }
+    /** False once the session is over. */
+    get isOpen() {
+        return this.state !== "closed";
     }
     /** Arena: steer one's own player, in mm per tick. */
     move(vx, vy) {
@@ -122,13 +143,24 @@ export class Session {
     }
     /** Leave the match for good; resolves when the server has closed the connection. */
     async leave() {
+        if (this.closedWith)
+            return this.closedWith;
+        this.options.autoResume = false;
+        if (this.state !== "joined" || this.ws?.readyState !== 1) {
+            // Not connected (resuming): nothing can carry the Leave; the grace period ends the player.
+            this.stopResume();
+            this.ws?.close(1000, "client left");
+            this.finish({ code: 1000, reason: "left while not connected" });
+            return this.closedWith;
+        }
         const done = new Promise((resolve) => {
-            this.messages.on((m) => {
-                if (typeof m === "object" && "closed" in m)
+            const off = this.messages.on((m) => {
+                if ("closed" in m) {
+                    off();
                     resolve(m.closed);
+                }
             });
         });
-        this.options.autoResume = false;
         this.write("leave");
         return done;
     }
@@ -139,7 +171,10 @@ export class Session {
     /** Close for good without leaving: the player stays in the match for the resume grace period. */
     close() {
         this.options.autoResume = false;
+        this.stopResume();
         this.ws?.close(1000, "client closed");
+        if (this.state === "resuming" || this.state === "handshake")
+            this.finish({ code: 1000, reason: "client closed" });
     }
     /** Call `listener` with every message as it arrives; returns a function that removes it. */
     on(listener) {
@@ -160,30 +195,59 @@ export class Session {
     async resume() {
         if (!this.world || !this.resumeToken)
             throw new Error("nothing to resume: the session never joined");
+        if (this.state === "closed")
+            throw new Error("the session is closed");
         this.state = "resuming";
-        const old = this.ws;
-        if (old) {
-            old.onclose = null;
-            old.onmessage = null;
-            old.close(1000, "resuming");
-        }
+        this.detach();
         await this.hello();
+        if (this.state !== "resuming")
+            return this.detach();
         this.write({ resume: { token: this.resumeToken, last_tick: this.world.tick, last_seq: this.world.seq } });
         await this.expect("resumed");
+        if (this.state !== "resuming")
+            return this.detach();
         this.resumes += 1;
         this.state = "joined";
+        this.resend();
+    }
+    /** Every unanswered command again, in id order (the server answers an applied one with a duplicate notice). */
+    resend() {
         for (const [id, { command }] of [...this.pending].sort((a, b) => a[0] - b[0]))
             this.write({ command: { id, command } });
     }
-    /** Round trip to the server in ms. */
+    /** Stop listening to the current socket and close it. */
+    detach(reason = "resuming") {
+        const old = this.ws;
+        this.ws = null;
+        if (!old)
+            return;
+        old.onclose = null;
+        old.onmessage = null;
+        old.onerror = null;
+        if (old.readyState <= 1)
+            old.close(1000, reason);
+    }
+    stopResume() {
+        if (this.resumeTimer)
+            clearTimeout(this.resumeTimer);
+        this.resumeTimer = null;
+    }
+    /** Round trip to the server in ms; rejects if no Pong comes within the timeout or the session ends. */
     async ping() {
         const nonce = Math.floor(Math.random() * 2 ** 48);
         const start = performance.now();
-        const pong = new Promise((resolve) => {
+        const pong = new Promise((resolve, reject) => {
+            const timer = setTimeout(() => (off(), reject(new Error(`no pong within ${this.options.timeoutMs} ms`))), this.options.timeoutMs);
             const off = this.messages.on((m) => {
-                if (typeof m === "object" && "pong" in m && m.pong.nonce === nonce) {
+                if ("pong" in m && m.pong.nonce === nonce) {
+                    clearTimeout(timer);
                     off();
                     resolve();
+                }
+                else if ("closed" in m) {
+                    clearTimeout(timer);
+                    off();
+                    reject(new Error(`the session closed: ${m.closed.reason}`));
                 }
             });
         });
@@ -200,7 +264,13 @@ export class Session {
     /** Wait for the server message `kind`; a close or an Error first rejects with a ConnectError. */
     expect(kind, timeoutMs = this.options.timeoutMs) {
         return new Promise((resolve, reject) => {
-            const timer = timeoutMs > 0 ? setTimeout(() => (this.waiting = null, reject(new ConnectError(0, `no ${kind} within ${timeoutMs} ms`))), timeoutMs) : null;
+            const timer = timeoutMs > 0
+                ? setTimeout(() => {
+                    this.waiting = null;
+                    this.detach();
+                    reject(new ConnectError(0, `no ${kind} within ${timeoutMs} ms`));
+                }, timeoutMs)
+                : null;
             let error = null;
             this.waiting = (m, closed) => {
                 if (m && kind in m) {
@@ -224,6 +294,9 @@ export class Session {
     onFrame(data) {
         if (typeof data === "string")
             return this.fail(1007, "the server sent a text frame");
+        if (data.length > this.options.maxFrameBytes) {
+            return this.fail(1009, `a frame of ${data.length} bytes, over maxFrameBytes (${this.options.maxFrameBytes})`);
+        }
         this.bytesReceived += data.length;
         try {
             if (isTickFrame(data))
@@ -244,8 +317,13 @@ export class Session {
         }
     }
     onSnapshot(snapshot) {
-        this.world?.reset(snapshot);
+        if (!this.world)
+            return;
+        this.world.reset(snapshot);
         this.snapshots += 1;
+        // The frames skipped before a snapshot took their answers with them: ask again.
+        if (this.state === "joined")
+            this.resend();
     }
     onTick(frame) {
         for (const id of frame.acks)
@@ -281,26 +359,36 @@ export class Session {
     }
     /** The mirror cannot follow: get back in step by resuming (PROTOCOL.md section 11). */
     resync(cause) {
+        if (this.state === "resuming" || this.state === "closed")
+            return;
         if (!this.options.autoResume || this.state !== "joined")
             return this.fail(1007, cause);
         this.startResume(cause);
     }
     startResume(cause) {
         this.state = "resuming";
+        // Nothing more from the old socket: its frames can no longer be applied in order.
+        this.detach();
         this.messages.push({ resuming: { cause } });
         const attempt = async (n) => {
+            this.resumeTimer = null;
+            if (this.state !== "resuming")
+                return;
             try {
                 await this.resume();
             }
             catch (e) {
+                if (this.state !== "resuming")
+                    return;
                 const final = e instanceof ConnectError && FINAL_CODES.has(e.code);
-                if (final || n >= 5)
+                if (final || n >= 5) {
+                    this.detach();
                     return this.finish(e instanceof ConnectError ? { code: e.code, reason: e.reason } : { code: 1006, reason: String(e) });
-                await new Promise((r) => setTimeout(r, 200 * 2 ** n));
-                return attempt(n + 1);
+                }
+                this.resumeTimer = setTimeout(() => void attempt(n + 1), 200 * 2 ** n);
             }
         };
-        setTimeout(() => void attempt(0), this.options.resumeAfterMs);
+        this.resumeTimer = setTimeout(() => void attempt(0), this.options.resumeAfterMs);
     }
     onClose(closed) {
         if (this.waiting)
@@ -312,13 +400,19 @@ export class Session {
             this.finish(closed);
     }
     fail(code, reason) {
-        this.ws?.close(code === 1007 ? 1000 : code, reason.slice(0, 120));
+        this.stopResume();
+        this.detach("the client could not go on");
         this.finish({ code, reason });
     }
     finish(closed) {
         if (this.state === "closed")
             return;
         this.state = "closed";
+        this.closedWith = closed;
+        this.stopResume();
+        for (const [, p] of this.pending)
+            p.resolve({ unanswered: { reason: closed.reason || `closed with ${closed.code}` } });
+        this.pending.clear();
         this.messages.push({ closed });
         this.messages.close();
     }

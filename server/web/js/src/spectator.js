@@ -23,6 +23,8 @@ export class Spectator {
     tick = 0;
     /** Whether the feed has caught up with the live match. */
     live = false;
+    /** Ticks received. */
+    ticks = 0;
     bytesReceived = 0;
     ws = null;
     messages;
@@ -82,23 +84,33 @@ export class Spectator {
             this.ws?.close(1000, "unreadable frame");
             return this.finish({ code: 1007, reason });
         }
+        const broken = (detail) => {
+            this.ws?.close(1000, "feed broke");
+            this.finish({ code: 1007, reason: detail });
+        };
         if ("tick" in message) {
+            if (this.ticks > 0 && message.tick.tick !== this.tick + 1) {
+                return broken(`the feed skipped or repeated ticks: tick ${message.tick.tick} after tick ${this.tick}`);
+            }
             for (const event of message.tick.events) {
                 this.fromLive = false;
-                if (event.seq !== this.lastSeq + 1) {
-                    const error = new FeedError(this.lastSeq + 1, event.seq);
-                    this.ws?.close(1000, "feed broke");
-                    return this.finish({ code: 1007, reason: error.message });
-                }
+                if (event.seq !== this.lastSeq + 1)
+                    return broken(new FeedError(this.lastSeq + 1, event.seq).message);
                 this.lastSeq = event.seq;
             }
             this.tick = message.tick.tick;
+            this.ticks += 1;
         }
         else if ("live" in message) {
             this.live = true;
             if (this.fromLive)
                 this.lastSeq = message.live.seq;
+            else if (message.live.seq !== this.lastSeq)
+                return broken(new FeedError(this.lastSeq, message.live.seq).message);
             this.fromLive = false;
+        }
+        else if ("ended" in message && !this.fromLive && message.ended.last_seq !== this.lastSeq) {
+            return broken(`the feed ended at seq ${message.ended.last_seq}, but the last event received was ${this.lastSeq}`);
         }
         this.messages.push(message);
     }

@@ -296,6 +296,7 @@ class BitReader {
  * client keeps one, starts it from a snapshot and applies each tick frame's delta to it.
  */
 export class World {
+    maxChanged;
     /** The component table of `Joined`: a component's tag is its index. */
     names;
     layouts;
@@ -303,7 +304,12 @@ export class World {
     /** The tick and seq the world is at. */
     tick = 0;
     seq = 0;
-    constructor(components) {
+    /**
+     * `maxChanged` bounds the entities one delta may change (default 2^18), so that a crafted
+     * frame cannot make the mirror allocate in proportion to its bits.
+     */
+    constructor(components, maxChanged = 1 << 18) {
+        this.maxChanged = maxChanged;
         if (components.length > 64)
             throw new RangeError(`${components.length} components: a table has at most 64`);
         if (new Set(components).size !== components.length)
@@ -315,7 +321,8 @@ export class World {
     reset(snapshot) {
         const next = new Map();
         for (const e of snapshot.entities) {
-            const slots = new Array(this.names.length);
+            // An id listed twice adds to the same entity, as the Rust client does.
+            const slots = next.get(e.id) ?? new Array(this.names.length);
             for (const c of e.components) {
                 const tag = this.names.indexOf(componentName(c));
                 if (tag < 0)
@@ -376,6 +383,8 @@ export class World {
         const nChanged = r.uvarint();
         if (nChanged > r.left() * 8)
             r.fail(`${nChanged} changed entities with ${r.left()} bytes left`, 0);
+        if (nChanged > this.maxChanged)
+            r.fail(`${nChanged} changed entities, over the mirror's limit of ${this.maxChanged}`, 0);
         const nRemoved = r.uvarint();
         const known = this.entitiesById.size + nChanged;
         if (nRemoved > known)
@@ -388,9 +397,9 @@ export class World {
         const removedIds = bits.ids(firstRemoved, nRemoved);
         const k = this.names.length;
         // Each mask in 24-bit parts (a table has at most 64 components), for integer bit tests.
-        const m0 = new Array(nChanged);
-        const m1 = new Array(nChanged);
-        const m2 = new Array(nChanged);
+        const m0 = new Uint32Array(nChanged);
+        const m1 = new Uint32Array(nChanged);
+        const m2 = new Uint32Array(nChanged);
         let p0 = 0;
         let p1 = 0;
         let p2 = 0;
@@ -406,9 +415,8 @@ export class World {
         }
         const has = (i, tag) => ((tag < 24 ? m0[i] >>> tag : tag < 48 ? m1[i] >>> (tag - 24) : m2[i] >>> (tag - 48)) & 1) === 1;
         // Each changed entity's new values by tag, applied only once the whole delta has decoded.
+        // Rows are made only for entities that have values (a crafted frame may list millions with none).
         const values = new Array(nChanged);
-        for (let i = 0; i < nChanged; i++)
-            values[i] = new Array(k);
         const wholes = [];
         const members = [];
         const old = [];
@@ -452,7 +460,7 @@ export class World {
                     fields[i][f] = bits.signed(width, 0);
             }
             for (const i of members)
-                values[i][tag] = valueOf(name, fields[i], () => `entity ${changedIds[i]}`);
+                (values[i] ??= new Array(k))[tag] = valueOf(name, fields[i], () => `entity ${changedIds[i]}`);
         }
         r.at = start + bits.end();
         for (const [i, tag] of wholes) {
@@ -467,7 +475,7 @@ export class World {
             if (componentName(component) !== this.names[tag]) {
                 r.fail(`a ${JSON.stringify(componentName(component))} value where tag ${tag} is ${JSON.stringify(this.names[tag])}`, at);
             }
-            values[i][tag] = component;
+            (values[i] ??= new Array(k))[tag] = component;
         }
         if (r.left() !== 0)
             r.fail(`${r.left()} trailing bytes after the delta`);
@@ -478,7 +486,7 @@ export class World {
             let slots = this.entitiesById.get(id);
             const row = values[i];
             const components = [];
-            for (let tag = 0; tag < k; tag++) {
+            for (let tag = 0; row && tag < k; tag++) {
                 const value = row[tag];
                 if (value === undefined)
                     continue;

@@ -58,6 +58,8 @@ async function start() {
     $("overlay").hidden = true;
     $("status").textContent = "joining…";
     session?.close();
+    session = null;
+    sentVelocity = "0,0";
     const name = params.get("name") ?? `player-${Math.floor(Math.random() * 1000)}`;
     const token = await guestToken(location.origin, { name });
     const config = { max_players: 8, time_limit_ticks: 3 * 60 * 60 };
@@ -74,6 +76,12 @@ async function start() {
     rules = variant(s.rules, "arena") ?? null;
     Object.assign(game, { matchId: s.matchId, entity: s.entity, ended: null, feed: [], shots: 0 });
     previous = current = positions(s.world.entities(), s.world.tick);
+    lastScores.clear();
+    for (const e of s.world.entities()) {
+        const sc = s.world.get(e.id, "score");
+        if (sc)
+            lastScores.set(e.id, { kills: sc.kills, deaths: sc.deaths });
+    }
     $("status").textContent = `match ${s.matchId} · you are ${name}`;
     $("replay").href = `/#/replay/${s.matchId}`;
     s.on(onMessage);
@@ -139,7 +147,7 @@ const KEYS = {
 };
 let sentVelocity = "0,0";
 function steer() {
-    if (!session || session.entity === null || !rules)
+    if (!session?.isOpen || session.entity === null || !rules)
         return;
     let dx = 0;
     let dy = 0;
@@ -181,7 +189,7 @@ canvas.addEventListener("mousemove", (e) => {
 canvas.addEventListener("mousedown", (e) => {
     e.preventDefault();
     const s = session;
-    if (!s || s.entity === null || !mouse)
+    if (!s?.isOpen || s.entity === null || !mouse)
         return;
     const me = s.world.get(s.entity, "pos");
     if (!me)
@@ -193,7 +201,13 @@ canvas.addEventListener("mousedown", (e) => {
     game.shots++;
     s.fire(dx, dy);
 });
-$("rematch").onclick = () => void start();
+function begin() {
+    start().catch((e) => {
+        $("status").textContent = `could not start: ${e.message}`;
+        $("overlay").hidden = false;
+    });
+}
+$("rematch").onclick = begin;
 // ---- drawing ---------------------------------------------------------------------------
 function lerp(a, b, t) {
     return a ? { x: a.x + (b.x - a.x) * t, y: a.y + (b.y - a.y) * t } : b;
@@ -276,6 +290,4 @@ function draw(now) {
     requestAnimationFrame(draw);
 }
 requestAnimationFrame(draw);
-start().catch((e) => {
-    $("status").textContent = `could not start: ${e.message}`;
-});
+begin();

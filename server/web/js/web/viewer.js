@@ -291,7 +291,7 @@ async function watchLive(id) {
     $("controls").hidden = true;
     $("log").replaceChildren();
     void refreshLists();
-    const s = await Spectator.watch(location.origin, id, { token: await getToken(), from: "live", format: "json" });
+    const s = await Spectator.watch(location.origin, id, { token: await getToken(), from: "live", format: "json", maxQueued: 0 });
     if (generation !== openGeneration)
         return s.close();
     spectator = s;
@@ -317,8 +317,11 @@ async function watchLive(id) {
             return;
         busy = true;
         try {
-            view.world = await getJson(`/matches/${id}/snapshot`);
-            view.tick = Math.max(view.tick, view.world.tick);
+            const world = await getJson(`/matches/${id}/snapshot`);
+            if (generation !== openGeneration)
+                return;
+            view.world = world;
+            view.tick = Math.max(view.tick, world.tick);
             if (performance.now() - lastSample > 250) {
                 lastSample = performance.now();
                 const info = await getJson(`/matches/${id}`);
@@ -332,7 +335,11 @@ async function watchLive(id) {
             }
         }
         catch {
-            // The match may have ended: keep the last world.
+            // The match has ended (or the server is gone): keep the last world, stop asking.
+            if (view.ended && poller) {
+                clearInterval(poller);
+                poller = null;
+            }
         }
         finally {
             busy = false;
@@ -341,7 +348,8 @@ async function watchLive(id) {
 }
 // ---- replay ----------------------------------------------------------------------------
 let playing = false;
-let seeking = false;
+/** The replay (by open generation) whose seek loop is running, if any. */
+let seekingIn = null;
 let wanted = 0;
 async function openReplay(id, tick) {
     stopAll();
@@ -375,9 +383,10 @@ async function openReplay(id, tick) {
 async function seekTo(tick) {
     const max = Number($("seek").max);
     wanted = Math.max(0, Math.min(max, Math.round(tick)));
-    if (seeking)
+    const mine = openGeneration;
+    if (seekingIn === mine)
         return;
-    seeking = true;
+    seekingIn = mine;
     try {
         while (true) {
             const target = wanted;
@@ -397,7 +406,8 @@ async function seekTo(tick) {
         }
     }
     finally {
-        seeking = false;
+        if (seekingIn === mine)
+            seekingIn = null;
     }
 }
 $("seek").addEventListener("input", () => seekTo(Number($("seek").value)));
@@ -439,7 +449,7 @@ window.addEventListener("hashchange", route);
 let last = performance.now();
 let carry = 0;
 function frame(now) {
-    if (playing && view.mode === "replay" && !seeking) {
+    if (playing && view.mode === "replay" && seekingIn === null) {
         carry += ((now - last) / 1000) * 60 * Number($("speed").value);
         if (carry >= 1) {
             const step = Math.floor(carry);
