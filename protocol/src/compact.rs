@@ -205,6 +205,9 @@ pub fn read_tick_frame(bytes: &[u8]) -> Result<TickFrame, DecodeError> {
 pub struct ComponentTable {
     names: Vec<String>,
     layouts: Vec<Layout>,
+    /// The tags of `pos` and `vel` when the table has both: a moving entity's position is
+    /// then sent against where its velocity takes it.
+    motion: Option<(usize, usize)>,
 }
 
 /// Why a table or a delta could not be encoded.
@@ -234,7 +237,13 @@ impl ComponentTable {
             }
         }
         let layouts = names.iter().map(|n| Layout::of(n)).collect();
-        Ok(ComponentTable { names, layouts })
+        let tag = |name: &str| names.iter().position(|n| n == name);
+        let motion = tag("pos").zip(tag("vel"));
+        Ok(ComponentTable {
+            names,
+            layouts,
+            motion,
+        })
     }
 
     pub fn names(&self) -> &[String] {
@@ -566,18 +575,32 @@ impl World {
         for tag in 0..self.table.len() {
             let with_tag = changed.iter().filter_map(|(id, values)| {
                 let (_, value) = values.iter().find(|(t, _)| *t == tag)?;
-                Some((*id, value))
+                Some((*id, values, value))
             });
             let Layout::Ints(kind) = self.table.layouts[tag] else {
-                wholes.extend(with_tag.map(|(_, v)| v));
+                wholes.extend(with_tag.map(|(_, _, v)| v));
                 continue;
             };
             old.clear();
             new.clear();
-            for (id, value) in with_tag {
+            for (id, values, value) in with_tag {
                 let now = ints(value).unwrap_or_default();
                 match self.get(id, tag).and_then(ints) {
-                    Some(was) => {
+                    Some(mut was) => {
+                        if let Some((pos, vel)) = self.table.motion
+                            && tag == pos
+                        {
+                            // Against where the velocity after this tick takes it.
+                            let v = values
+                                .iter()
+                                .find(|(t, _)| *t == vel)
+                                .map(|(_, v)| v)
+                                .or_else(|| self.get(id, vel))
+                                .and_then(ints)
+                                .unwrap_or_default();
+                            was[0] = was[0].wrapping_add(v[0]);
+                            was[1] = was[1].wrapping_add(v[1]);
+                        }
                         old.push(std::array::from_fn(|f| zigzag(now[f].wrapping_sub(was[f]))))
                     }
                     None => new.push(now.map(zigzag)),
@@ -659,6 +682,10 @@ impl World {
         }
         // (entity index, tag, value), tag by tag; sorted by entity at the end.
         let mut values: Vec<(usize, usize, ComponentValue)> = Vec::with_capacity(n_changed * 2);
+        // The integer fields read, (entity index, tag, kind, fields, old), made values once
+        // every column is read: an old `pos` needs the entity's `vel` after this tick.
+        let mut read: Vec<(usize, usize, IntKind, [i64; 3], bool)> =
+            Vec::with_capacity(n_changed * 2);
         let mut fields: Vec<[i64; 3]> = vec![[0; 3]; n_changed];
         let mut wholes: Vec<(usize, usize)> = Vec::new();
         let (mut old, mut new) = (Vec::new(), Vec::new());
@@ -699,19 +726,36 @@ impl World {
                     }
                 }
             }
-            let name = &self.table.names[tag];
-            for &i in old.iter().chain(&new) {
-                let value = from_ints(kind, fields[i]).ok_or_else(|| DecodeError::Invalid {
-                    offset: start as u64,
-                    detail: format!(
-                        "entity {}: a field of {name:?} is out of its range",
-                        changed_ids[i].0
-                    ),
-                })?;
-                values.push((i, tag, value));
-            }
+            read.extend(old.iter().map(|&i| (i, tag, kind, fields[i], true)));
+            read.extend(new.iter().map(|&i| (i, tag, kind, fields[i], false)));
         }
         bits.end()?;
+        if let Some((pos, vel)) = self.table.motion {
+            for r in 0..read.len() {
+                let (i, tag, _, _, was_there) = read[r];
+                if tag != pos || !was_there {
+                    continue;
+                }
+                let v = read
+                    .iter()
+                    .find(|(j, t, ..)| *j == i && *t == vel)
+                    .map(|(.., f, _)| *f)
+                    .or_else(|| self.get(changed_ids[i], vel).and_then(ints))
+                    .unwrap_or_default();
+                read[r].3[0] = read[r].3[0].wrapping_add(v[0]);
+                read[r].3[1] = read[r].3[1].wrapping_add(v[1]);
+            }
+        }
+        for (i, tag, kind, f, _) in read {
+            let value = from_ints(kind, f).ok_or_else(|| DecodeError::Invalid {
+                offset: start as u64,
+                detail: format!(
+                    "entity {}: a field of {:?} is out of its range",
+                    changed_ids[i].0, self.table.names[tag]
+                ),
+            })?;
+            values.push((i, tag, value));
+        }
         r.at = start + bits.bytes_used();
         for (i, tag) in wholes {
             let at = r.at;

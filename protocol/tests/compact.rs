@@ -22,6 +22,7 @@ fn golden_bytes_pin_the_tick_frames() {
             "spawn_and_remove",
             "177b0202090001087a0117930bab73706565645f6c696d6974a8746f6f206661737401010903dce1896054800c40200300",
         ),
+        ("motion", "107c0002000203130c4181905098050a"),
     ];
     let mut report = String::new();
     let frames = sample_frames();
@@ -63,11 +64,16 @@ fn the_sample_frames_decode_to_what_was_encoded() {
             .expect("decodes");
         assert_eq!(back, delta, "{name}");
     }
-    // Entity 3 was removed; 9 arrived with a position, a velocity and health.
+    // Entity 3 was removed; 9 arrived with a position, a velocity and health, then moved by
+    // its new velocity (its position sent against that motion).
     assert_eq!(world.len(), 2);
     assert_eq!(
         world.get_named(EntityId(9), "vel"),
-        Some(&ComponentValue::Velocity { vx: 400, vy: 0 })
+        Some(&ComponentValue::Velocity { vx: 390, vy: 10 })
+    );
+    assert_eq!(
+        world.get_named(EntityId(9), "pos"),
+        Some(&ComponentValue::Position { x: 350, y: 80 })
     );
 }
 

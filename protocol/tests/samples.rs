@@ -438,6 +438,28 @@ pub fn tick_frames() -> Vec<(&'static str, compact::PlayerPart, Delta)> {
                 removed: vec![EntityId(3)],
             },
         ),
+        (
+            "motion",
+            compact::PlayerPart::default(),
+            Delta {
+                tick: Tick(124),
+                seq: Seq(43),
+                changed: vec![
+                    EntityState {
+                        id: EntityId(2),
+                        components: vec![pos(1010, 1990)],
+                    },
+                    EntityState {
+                        id: EntityId(9),
+                        components: vec![
+                            pos(350, 80),
+                            ComponentValue::Velocity { vx: 390, vy: 10 },
+                        ],
+                    },
+                ],
+                removed: vec![],
+            },
+        ),
     ]
 }
 

@@ -29,7 +29,8 @@ try {
   check(true, "one bot is in the match");
 
   // Move with the keyboard; the server's world shows it.
-  const mine = async () => (await getJson(`/matches/${matchId}/snapshot`)).entities.find((e) => e.id === entity);
+  // The player's entity in the server's world; undefined once the match has ended (404).
+  const mine = async () => (await getJson(`/matches/${matchId}/snapshot`)).entities?.find((e) => e.id === entity);
   const start = component(await mine(), "pos");
   await page.locator("#arena").focus();
   await page.keyboard.down("d");

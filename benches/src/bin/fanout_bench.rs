@@ -54,7 +54,12 @@ struct Args {
     reader: Option<String>,
 }
 
-const CANDIDATES: [&str; 4] = ["task-per-client", "tungstenite-task", "direct", "writer-per-core"];
+const CANDIDATES: [&str; 4] = [
+    "task-per-client",
+    "tungstenite-task",
+    "direct",
+    "writer-per-core",
+];
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -105,7 +110,12 @@ fn cpu() -> Duration {
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after ") S".
     let hz = 100; // USER_HZ on Linux.
     Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
@@ -278,7 +288,9 @@ async fn run(args: &Args, address: SocketAddr) -> anyhow::Result<()> {
         "{} clients, 60 Hz, {} s rounds, {} rounds of each, one 37-byte frame per client per tick",
         args.clients, args.seconds, args.rounds
     );
-    println!("candidate          round  CPU % of a core  µs per client-second  µs per frame  fan-out p50/p99 µs  fallbacks");
+    println!(
+        "candidate          round  CPU % of a core  µs per client-second  µs per frame  fan-out p50/p99 µs  fallbacks"
+    );
     for r in 1..=args.rounds {
         for candidate in CANDIDATES {
             let f = round(candidate, address, args.clients, args.seconds).await?;

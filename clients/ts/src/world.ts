@@ -246,6 +246,7 @@ class BitReader {
 
   /** `bits` bits (up to 52), least significant first, as a number. */
   get(bits: number): number {
+    if (bits === 0) return 0;
     if (bits > this.left()) this.fail("truncated");
     const at = this.pos >> 3;
     const off = this.pos & 7;
@@ -333,6 +334,8 @@ export class World {
   /** The component table of `Joined`: a component's tag is its index. */
   readonly names: readonly string[];
   private readonly layouts: (string[] | null)[];
+  /** The tags of `pos` and `vel` when the table has both: an old position travels against its motion. */
+  private readonly motion: [number, number] | null;
   private readonly entitiesById = new Map<number, (ComponentValue | undefined)[]>();
   /** The tick and seq the world is at. */
   tick: Tick = 0;
@@ -350,6 +353,9 @@ export class World {
     if (new Set(components).size !== components.length) throw new RangeError("a component table names a component twice");
     this.names = [...components];
     this.layouts = components.map((n) => INT_LAYOUTS[n] ?? null);
+    const pos = components.indexOf("pos");
+    const vel = components.indexOf("vel");
+    this.motion = pos >= 0 && vel >= 0 ? [pos, vel] : null;
   }
 
   /** Replace everything with a snapshot's entities, tick and seq. */
@@ -460,6 +466,8 @@ export class World {
     const old: number[] = [];
     const fresh: number[] = [];
     const fields: number[][] = new Array(nChanged);
+    // Old positions, read against their motion: made values once `vel` is read too.
+    const moved: [number, number[]][] = [];
     for (let tag = 0; tag < k; tag++) {
       members.length = 0;
       for (let i = 0; i < nChanged; i++) if (has(i, tag)) members.push(i);
@@ -490,7 +498,23 @@ export class World {
         const width = bits.width(fresh.length);
         for (const i of fresh) fields[i]![f] = bits.signed(width, 0);
       }
+      if (this.motion && tag === this.motion[0]) {
+        for (const i of old) moved.push([i, fields[i]!]);
+        for (const i of fresh) (values[i] ??= new Array(k))[tag] = valueOf(name, fields[i]!, () => `entity ${changedIds[i]}`);
+        continue;
+      }
       for (const i of members) (values[i] ??= new Array(k))[tag] = valueOf(name, fields[i]!, () => `entity ${changedIds[i]}`);
+    }
+    if (this.motion) {
+      const [posTag, velTag] = this.motion;
+      for (const [i, f] of moved) {
+        const vel = (values[i]?.[velTag] ?? this.entitiesById.get(changedIds[i]!)?.[velTag]) as { vel: { vx: number; vy: number } } | undefined;
+        if (vel) {
+          f[0]! += vel.vel.vx;
+          f[1]! += vel.vel.vy;
+        }
+        (values[i] ??= new Array(k))[posTag] = valueOf("pos", f, () => `entity ${changedIds[i]}`);
+      }
     }
     r.at = start + bits.end();
     for (const [i, tag] of wholes) {

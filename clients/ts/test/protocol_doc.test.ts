@@ -50,7 +50,7 @@ test("state hashes are bigints from both forms", () => {
 });
 
 function frames(): Uint8Array[] {
-  return ["quiet", "drift", "spawn_and_remove"].map((name) => {
+  return ["quiet", "drift", "spawn_and_remove", "motion"].map((name) => {
     const m = new RegExp(`#### Tick frame: ${name}\\n\\n\`\`\`hex\\n([\\s\\S]*?)\`\`\``).exec(doc);
     assert.ok(m, name);
     return hex(m[1]!);
@@ -70,7 +70,7 @@ const START: Snapshot = {
 test("the sample tick frames of PROTOCOL.md apply to the deltas it describes", () => {
   const world = new World(TABLE);
   world.reset(START);
-  const [quiet, drift, spawn] = frames().map(readTickFrame);
+  const [quiet, drift, spawn, motion] = frames().map(readTickFrame);
 
   const q = world.apply(quiet!);
   assert.deepEqual(q, { tick: 121, seq: 39, changed: [], removed: [] });
@@ -100,6 +100,18 @@ test("the sample tick frames of PROTOCOL.md apply to the deltas it describes", (
   assert.deepEqual(world.ids(), [2, 9]);
   assert.deepEqual(world.get(2, "pos"), { x: 1005, y: 1995 });
   assert.equal(world.get(9, "input"), undefined);
+
+  // Entity 9's position travels against its new velocity: (−40, 70) + (390, 10).
+  const m = world.apply(motion!);
+  assert.deepEqual(m, {
+    tick: 124,
+    seq: 43,
+    changed: [
+      { id: 2, components: [{ pos: { x: 1010, y: 1990 } }] },
+      { id: 9, components: [{ pos: { x: 350, y: 80 } }, { vel: { vx: 390, vy: 10 } }] },
+    ],
+    removed: [],
+  });
 });
 
 test("a cut or altered frame is refused and leaves the world as it was, or applies whole", () => {
