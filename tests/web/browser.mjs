@@ -21,3 +21,18 @@ export function check(ok, what) {
 export function jsonFrom(url) {
   return async (path) => (await fetch(url + path)).json();
 }
+
+/** Run `checks(browser)` in a fresh browser; print what failed, close it, and exit 0 or 1. */
+export async function run(checks) {
+  const browser = await launch();
+  let failed = false;
+  try {
+    await checks(browser);
+  } catch (e) {
+    console.error(`FAILED: ${e.message}`);
+    failed = true;
+  } finally {
+    await browser.close();
+  }
+  process.exit(failed ? 1 : 0);
+}

@@ -1,7 +1,7 @@
 // Drives the tickforge web page in Debian's Chromium (through playwright-core) against a running
 // server: node e2e.mjs HTTP_URL LIVE_MATCH_ID FINISHED_MATCH_ID ARTIFACT_DIR
 // Exits 0 if every check holds; otherwise prints what failed and exits 1.
-import { check, jsonFrom, launch } from "./browser.mjs";
+import { check, jsonFrom, run } from "./browser.mjs";
 import { mkdirSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 
@@ -9,9 +9,7 @@ const [url, liveId, doneId, artifacts] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
 const getJson = jsonFrom(url);
 
-const browser = await launch();
-let failed = false;
-try {
+await run(async (browser) => {
   const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
@@ -68,10 +66,4 @@ try {
   check(true, "stepping forward moves one tick");
   await page.screenshot({ path: `${artifacts}/replay.jpg`, type: "jpeg", quality: 75 });
   check(errors.length === 0, `no script errors on the page ${errors.join("; ")}`);
-} catch (e) {
-  console.error(`FAILED: ${e.message}`);
-  failed = true;
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

@@ -4,7 +4,7 @@
 // aims with the mouse and fires until it has scored; then a deep link opens the match's replay
 // at a tick. Prints "MATCH <id>" for the caller (which verifies the replay file) and exits 0 if
 // every check holds; otherwise prints what failed and exits 1.
-import { check, jsonFrom, launch } from "./browser.mjs";
+import { check, jsonFrom, run } from "./browser.mjs";
 import { mkdirSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 
@@ -14,9 +14,7 @@ const getJson = jsonFrom(url);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const component = (entity, name) => entity?.components.find((c) => name in c)?.[name];
 
-const browser = await launch();
-let failed = false;
-try {
+await run(async (browser) => {
   const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
@@ -69,7 +67,7 @@ try {
     shots++;
     await sleep(40);
     const world = await getJson(`/matches/${matchId}/snapshot`).catch(() => null);
-    if (world?.entities.some((e) => component(e, "projectile")?.shooter === entity)) sawProjectile = true;
+    if (world?.entities?.some((e) => component(e, "projectile")?.shooter === entity)) sawProjectile = true;
     if (!screenshot && sawProjectile) {
       await page.screenshot({ path: `${artifacts}/play.png` });
       screenshot = true;
@@ -102,10 +100,4 @@ try {
   check(true, "the replay's kill chart has points");
   await viewer.screenshot({ path: `${artifacts}/replay-deep-link.jpg`, type: "jpeg", quality: 75 });
   check(errors.length === 0, `no script errors on the pages ${errors.join("; ")}`);
-} catch (e) {
-  console.error(`FAILED: ${e.message}`);
-  failed = true;
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

@@ -71,20 +71,25 @@ const joined: ServerMessage = {
   },
 };
 
-test("a skipped tick makes the session resume from its mirror, and waiting commands follow Resumed", async () => {
+async function joinedSession(options: { resumeAfterMs?: number } = {}): Promise<{ session: Session; socket: FakeSocket }> {
   FakeSocket.all = [];
-  const connecting = Session.connect("http://server.test", { token: "t", WebSocket: FakeSocket });
-  await until("the first socket", () => FakeSocket.all.length === 1);
-  const first = FakeSocket.all[0]!;
-  await until("Hello", () => first.sent.length === 1);
-  assert.deepEqual(first.sent[0], { hello: { protocol: 2, client: "tickforge-client-ts" } });
-  assert.match(first.url, /^ws:\/\/server\.test\/play\?token=t$/);
-  first.deliver({ welcome: { protocol: 2, server: "test" } });
+  const connecting = Session.connect("http://server.test", { token: "t", WebSocket: FakeSocket, ...options });
+  await until("a socket", () => FakeSocket.all.length === 1 && FakeSocket.all[0]!.sent.length === 1);
+  const socket = FakeSocket.all[0]!;
+  socket.deliver({ welcome: { protocol: 2, server: "test" } });
   const session = await connecting;
   const joining = session.join(7, "ana");
-  await until("Join", () => first.sent.length === 2);
-  first.deliver(joined);
+  await until("Join", () => socket.sent.length === 2);
+  socket.deliver(joined);
   await joining;
+  return { session, socket };
+}
+
+test("a skipped tick makes the session resume from its mirror, and waiting commands follow Resumed", async () => {
+  const { session, socket: first } = await joinedSession();
+  assert.deepEqual(first.sent[0], { hello: { protocol: 2, client: "tickforge-client-ts" } });
+  assert.match(first.url, /^ws:\/\/server\.test\/play\?token=t$/);
+  assert.deepEqual(first.sent[1], { join: { match_id: 7, name: "ana" } });
   const seen: SessionMessage[] = [];
   session.on((m) => seen.push(m));
 
@@ -111,20 +116,6 @@ test("a skipped tick makes the session resume from its mirror, and waiting comma
   assert.equal(session.resumes, 1);
   session.close();
 });
-
-async function joinedSession(options: { resumeAfterMs?: number } = {}): Promise<{ session: Session; socket: FakeSocket }> {
-  FakeSocket.all = [];
-  const connecting = Session.connect("http://server.test", { token: "t", WebSocket: FakeSocket, ...options });
-  await until("a socket", () => FakeSocket.all.length === 1 && FakeSocket.all[0]!.sent.length === 1);
-  const socket = FakeSocket.all[0]!;
-  socket.deliver({ welcome: { protocol: 2, server: "test" } });
-  const session = await connecting;
-  const joining = session.join(7, "ana");
-  await until("Join", () => socket.sent.length === 2);
-  socket.deliver(joined);
-  await joining;
-  return { session, socket };
-}
 
 test("a command that cannot be encoded is refused at once and does not spoil a resume", async () => {
   const { session, socket } = await joinedSession();
