@@ -731,19 +731,23 @@ impl World {
         }
         bits.end()?;
         if let Some((pos, vel)) = self.table.motion {
-            for r in 0..read.len() {
-                let (i, tag, _, _, was_there) = read[r];
-                if tag != pos || !was_there {
+            // Each entity's `vel` read in this delta, by entity index (one pass, not a search
+            // per position).
+            let mut new_vel: Vec<Option<[i64; 3]>> = vec![None; n_changed];
+            for &(i, tag, _, f, _) in &read {
+                if tag == vel {
+                    new_vel[i] = Some(f);
+                }
+            }
+            for (i, tag, _, f, was_there) in &mut read {
+                if *tag != pos || !*was_there {
                     continue;
                 }
-                let v = read
-                    .iter()
-                    .find(|(j, t, ..)| *j == i && *t == vel)
-                    .map(|(.., f, _)| *f)
-                    .or_else(|| self.get(changed_ids[i], vel).and_then(ints))
+                let v = new_vel[*i]
+                    .or_else(|| self.get(changed_ids[*i], vel).and_then(ints))
                     .unwrap_or_default();
-                read[r].3[0] = read[r].3[0].wrapping_add(v[0]);
-                read[r].3[1] = read[r].3[1].wrapping_add(v[1]);
+                f[0] = f[0].wrapping_add(v[0]);
+                f[1] = f[1].wrapping_add(v[1]);
             }
         }
         for (i, tag, kind, f, _) in read {

@@ -94,7 +94,7 @@ export class Spectator {
   }
 
   private onFrame(data: Uint8Array | string): void {
-    this.bytesReceived += typeof data === "string" ? data.length : data.length;
+    this.bytesReceived += data.length;
     let message: SpectatorEvent;
     try {
       if (typeof data === "string") {

@@ -64,7 +64,7 @@ export class Spectator {
         this.ws?.close(1000, "done watching");
     }
     onFrame(data) {
-        this.bytesReceived += typeof data === "string" ? data.length : data.length;
+        this.bytesReceived += data.length;
         let message;
         try {
             if (typeof data === "string") {
