@@ -320,6 +320,25 @@ impl Connection {
     }
 }
 
+/// Redirects a join or resume follows before giving up.
+pub const MAX_REDIRECTS: usize = 3;
+
+/// A cluster node's answer that the match is on another node: its id and that node's URL.
+pub fn redirect(message: &ServerMessage) -> Option<(MatchId, String)> {
+    let ServerMessage::Error { code: 4011, reason } = message else {
+        return None;
+    };
+    let rest = reason.strip_prefix("match ")?;
+    let (id, url) = rest.split_once(" is on ")?;
+    let url = url.trim();
+    (url.starts_with("ws://") || url.starts_with("wss://")).then(|| {
+        Some((
+            MatchId(id.trim_start_matches('m').parse().ok()?),
+            url.to_string(),
+        ))
+    })?
+}
+
 /// A player in a match: a connection, the ids the server gave, and the mirrored world.
 #[derive(Debug)]
 pub struct Session {
@@ -344,19 +363,36 @@ pub struct Session {
 
 impl Session {
     /// Connect and join match `match_id`, or quick-join with `None`.
+    ///
+    /// In a cluster, a node that does not run the match answers with `Error{4011, "match ID is
+    /// on URL"}`: the session follows it (at most [`MAX_REDIRECTS`] times) and joins there.
     pub async fn join(
         url: &str,
         token: &str,
         match_id: Option<MatchId>,
         name: &str,
     ) -> Result<Session, ClientError> {
-        let mut conn = Connection::connect(url, token).await?;
-        conn.send(&ClientMessage::Join {
-            match_id,
-            name: name.to_string(),
-        })
-        .await?;
-        match conn.recv().await? {
+        let (mut url, mut match_id) = (url.to_string(), match_id);
+        let mut hops = 0;
+        let (conn, answer) = loop {
+            let mut conn = Connection::connect(&url, token).await?;
+            conn.send(&ClientMessage::Join {
+                match_id,
+                name: name.to_string(),
+            })
+            .await?;
+            let answer = conn.recv().await?;
+            match redirect(&answer) {
+                Some((id, there)) if hops < MAX_REDIRECTS => {
+                    hops += 1;
+                    url = there;
+                    match_id = Some(id);
+                }
+                _ => break (conn, answer),
+            }
+        };
+        let url = url.as_str();
+        match answer {
             ServerMessage::Joined {
                 match_id,
                 player,
@@ -537,15 +573,31 @@ impl Session {
     /// Open a new connection and resume this session: the server re-sends exactly the deltas
     /// after the mirror's tick (or a snapshot when the gap is too large), which [`Session::recv`]
     /// then applies as usual.
+    ///
+    /// In a cluster the session follows a node's `Error{4011, "match ID is on URL"}` to the
+    /// match's node (at most [`MAX_REDIRECTS`] times). A 4011 without a URL (the match is
+    /// moving) and a node that cannot be reached are returned to the caller, who tries again
+    /// in a moment, at this node or at another with [`Session::set_url`].
     pub async fn reconnect(&mut self) -> Result<(), ClientError> {
-        let mut conn = Connection::connect(&self.url, &self.token).await?;
-        let resume = ClientMessage::Resume {
-            token: self.resume_token.clone(),
-            last_tick: self.mirror.tick(),
-            last_seq: self.mirror.seq(),
+        let mut hops = 0;
+        let (conn, answer) = loop {
+            let mut conn = Connection::connect(&self.url, &self.token).await?;
+            let resume = ClientMessage::Resume {
+                token: self.resume_token.clone(),
+                last_tick: self.mirror.tick(),
+                last_seq: self.mirror.seq(),
+            };
+            conn.send(&resume).await?;
+            let answer = conn.recv().await?;
+            match redirect(&answer) {
+                Some((_, there)) if hops < MAX_REDIRECTS => {
+                    hops += 1;
+                    self.url = there;
+                }
+                _ => break (conn, answer),
+            }
         };
-        conn.send(&resume).await?;
-        match conn.recv().await? {
+        match answer {
             ServerMessage::Resumed { .. } => {
                 self.conn = Some(conn);
                 Ok(())
@@ -558,6 +610,16 @@ impl Session {
                 "expected Resumed, got {other:?}"
             ))),
         }
+    }
+
+    /// The node the session connects to next (a cluster's other node, when this one is gone).
+    pub fn set_url(&mut self, url: &str) {
+        self.url = url.to_string();
+    }
+
+    /// The node the session is connected (or connects next) to.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Drop the connection without a word (as a network failure would). The session can

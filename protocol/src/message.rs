@@ -164,6 +164,9 @@ pub enum CloseCode {
     TooManyConnections = 4009,
     /// The match's log failed; it takes no more commands.
     MatchStopped = 4010,
+    /// Cluster mode: the match is on another node (the reason is `match ID is on URL`), or it
+    /// is moving to one (reconnect to any node and resume).
+    MatchMoved = 4011,
 }
 
 impl CloseCode {
@@ -191,6 +194,7 @@ impl CloseCode {
             CloseCode::ResumeFailed => "resume_failed",
             CloseCode::TooManyConnections => "too_many_connections",
             CloseCode::MatchStopped => "match_stopped",
+            CloseCode::MatchMoved => "match_moved",
         }
     }
 
@@ -213,6 +217,7 @@ impl CloseCode {
         CloseCode::ResumeFailed,
         CloseCode::TooManyConnections,
         CloseCode::MatchStopped,
+        CloseCode::MatchMoved,
     ];
 
     pub fn from_code(code: u16) -> Option<CloseCode> {

@@ -38,6 +38,7 @@ use tickforge_server::sim::{Games, MatchSetup};
   tickforge-replay diff before.tfr after.tfr
   tickforge-replay export match.tfr --from-tick 100 --to-tick 200 --kind player_hit
   tickforge-replay recover crashed.tfr
+  tickforge-replay fetch --nats nats://127.0.0.1:4222 --match 7 --out match-000007.tfr
 
 Exit codes: 0 success; 1 the replay diverges, differs or is corrupt; 2 bad usage or unreadable file."
 )]
@@ -48,6 +49,22 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Cluster mode: write match ID's replay file from the JetStream event stream, whichever
+    /// nodes it ran on (every tick checked for order; `verify` the file to re-simulate it).
+    #[command(
+        after_help = "Example:\n  tickforge-replay fetch --nats nats://127.0.0.1:4222 --match 7 --out m7.tfr && tickforge-replay verify m7.tfr"
+    )]
+    Fetch {
+        /// A NATS server of the cluster.
+        #[arg(long)]
+        nats: String,
+        /// The match id.
+        #[arg(long = "match")]
+        match_id: u64,
+        /// The replay file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Header, counts per event kind, ticks, duration, players, rejections and file health.
     #[command(after_help = "Example:\n  tickforge-replay inspect match.tfr --json")]
     Inspect {
@@ -174,6 +191,36 @@ fn progress(total: u64, what: &str) -> Option<ProgressBar> {
 
 fn run(cli: Cli, games: &Games) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Cmd::Fetch {
+            nats,
+            match_id,
+            out,
+        } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let id = MatchId(match_id);
+            let recorded = runtime
+                .block_on(tickforge_server::cluster::takeover::fetch_match(&nats, id))
+                .with_context(|| format!("reading match {match_id} from {nats}"))?;
+            let ticks = recorded.ticks.len();
+            let config = LogConfig {
+                fsync: FsyncPolicy::Never,
+                snapshot_every_ticks: recorded.header.snapshot_every_ticks,
+                ..LogConfig::default()
+            };
+            let writer = tickforge_server::log::LogWriter::create(&out, &recorded.header, config)
+                .with_context(|| format!("creating {}", out.display()))?;
+            for t in recorded.ticks {
+                writer.append_blocking(tickforge_server::cluster::records::batch_of(t))?;
+            }
+            writer.close()?;
+            println!(
+                "wrote {}: match {match_id}, {ticks} ticks from the event stream",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Inspect { file, json } => {
             let i =
                 crate::inspect(&file).with_context(|| format!("inspecting {}", file.display()))?;

@@ -147,6 +147,28 @@ pub struct ConfigArgs {
     #[arg(long, env = "TICKFORGE_CONFORMANCE_ECHO")]
     #[serde(default)]
     pub conformance_echo: bool,
+    /// Cluster mode: NATS server URLs (comma-separated) of a JetStream cluster. Every match's
+    /// records also go to its stream, the match directory is its key-value bucket, and matches
+    /// of a node that dies are taken over by another. Needs --auth-secret (the same on every
+    /// node) and --advertise. [default: none, one process with files only]
+    #[arg(long, env = "TICKFORGE_NATS")]
+    pub nats: Option<String>,
+    /// Cluster mode: this node's name, unique in the cluster (letters, digits, - and _)
+    /// [default: the host name and port]
+    #[arg(long, env = "TICKFORGE_NODE")]
+    pub node: Option<String>,
+    /// Cluster mode: the base URL players and other nodes reach this node at, e.g.
+    /// http://10.0.0.5:7878 [default: http:// and the listen address]
+    #[arg(long, env = "TICKFORGE_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Cluster mode: replicas of the stream and the directory (3 for a 3-node NATS cluster)
+    /// [default: 1; 1..=5]
+    #[arg(long, env = "TICKFORGE_NATS_REPLICAS")]
+    pub nats_replicas: Option<usize>,
+    /// Cluster mode: milliseconds a match's owner may go without renewing its lease before
+    /// another node takes the match over [default: 1500; 300..=60000]
+    #[arg(long, env = "TICKFORGE_LEASE_MS")]
+    pub lease_ms: Option<u64>,
     /// Log format on stderr: text or json [default: text]
     #[arg(long, env = "TICKFORGE_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -209,6 +231,8 @@ pub struct ServerConfig {
     pub repair: bool,
     pub conformance_echo: bool,
     pub log_json: bool,
+    /// Cluster mode, if configured.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for ServerConfig {
@@ -251,6 +275,7 @@ impl Default for ServerConfig {
             repair: false,
             conformance_echo: false,
             log_json: false,
+            cluster: None,
         }
     }
 }
@@ -284,6 +309,8 @@ pub const RANGES: &[(&str, u64, u64)] = &[
     ("--max-matches-per-address", 1, 100_000),
     ("--idle-match-secs", 1, 86_400),
     ("--finished-matches-kept", 0, 10_000),
+    ("--nats-replicas", 1, 5),
+    ("--lease-ms", 300, 60_000),
 ];
 
 /// A setting that is out of range or malformed.
@@ -412,6 +439,11 @@ impl ConfigArgs {
             finished_matches_kept,
             allowed_origins,
             allowed_hosts,
+            nats,
+            node,
+            advertise,
+            nats_replicas,
+            lease_ms,
             log_format
         )
     }
@@ -484,9 +516,57 @@ impl ConfigArgs {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let max_matches = ranged("--max-matches", self.max_matches, d.max_matches)?;
+        let listen = self.listen.unwrap_or(d.listen);
+        let node_given = self.node.is_some();
+        let cluster = match self.nats {
+            None => None,
+            Some(url) => {
+                if development {
+                    return Err(invalid(
+                        "--nats",
+                        "cluster mode needs --auth-secret, the same on every node (tokens and resume tokens must hold on any node)",
+                    ));
+                }
+                // Empty: named after the port it listens on, once bound.
+                let node = self.node.unwrap_or_default();
+                if (node_given && node.is_empty())
+                    || node.len() > 64
+                    || !node
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(invalid(
+                        "--node",
+                        format!("{node:?}: use 1 to 64 letters, digits, - and _"),
+                    ));
+                }
+                // Empty: http:// and the address it listens on, once bound.
+                let advertise = self
+                    .advertise
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_string();
+                if !(advertise.is_empty()
+                    || advertise.starts_with("http://")
+                    || advertise.starts_with("https://"))
+                {
+                    return Err(invalid(
+                        "--advertise",
+                        format!("{advertise:?}: give a base URL such as http://10.0.0.5:7878"),
+                    ));
+                }
+                Some(crate::cluster::ClusterConfig {
+                    nats_url: url,
+                    node,
+                    advertise,
+                    replicas: ranged("--nats-replicas", self.nats_replicas, 1)?,
+                    lease: Duration::from_millis(ranged("--lease-ms", self.lease_ms, 1500)?),
+                })
+            }
+        };
         let max_connections = ranged("--max-connections", self.max_connections, d.max_connections)?;
         Ok(ServerConfig {
-            listen: self.listen.unwrap_or(d.listen),
+            listen,
             data_dir: self.data_dir.unwrap_or(d.data_dir),
             tick_rate_hz,
             default_game,
@@ -581,6 +661,7 @@ impl ConfigArgs {
             repair: self.repair,
             conformance_echo: self.conformance_echo,
             log_json,
+            cluster,
         })
     }
 }

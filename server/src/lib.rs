@@ -18,6 +18,8 @@
 //! - [`net`]: HTTP and WebSocket on one port: endpoints, player sessions, spectators, limits.
 //! - [`auth`]: HMAC-signed tokens. [`config`]: settings, each with its range. [`metrics`]: the
 //!   Prometheus page.
+//! - [`cluster`]: cluster mode on NATS JetStream: the event-stream sink, the match directory
+//!   and its leases, takeovers.
 //! - [`headless`]: plays a whole match of a reference game in-process with scripted bots; used
 //!   by tests, benches and tools.
 //! - [`cli`]: the `tickforge-server` command line, for the games it is given.
@@ -31,6 +33,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod devbots;
 pub mod game;

@@ -58,6 +58,14 @@ pub struct Metrics {
     pub tick_p50_seconds: Gauge<f64, AtomicU64>,
     pub tick_p99_seconds: Gauge<f64, AtomicU64>,
     pub tick_max_seconds: Gauge<f64, AtomicU64>,
+    /// Cluster mode: time from handing a message to JetStream to its acknowledgement.
+    pub stream_publish_seconds: Histogram,
+    /// Cluster mode: match leases this node holds.
+    pub leases_held: Gauge,
+    /// Cluster mode: leases this node lost (another node took the match, or it was cut off).
+    pub leases_lost: Counter,
+    /// Cluster mode: matches this node took over from another.
+    pub takeovers: Counter,
     tick_hdr: Mutex<hdrhistogram::Histogram<u64>>,
 }
 
@@ -101,6 +109,10 @@ impl Metrics {
             tick_p50_seconds: Gauge::default(),
             tick_p99_seconds: Gauge::default(),
             tick_max_seconds: Gauge::default(),
+            stream_publish_seconds: Histogram::new(exponential(0.000_05, 2.0, 16)),
+            leases_held: Gauge::default(),
+            leases_lost: Counter::default(),
+            takeovers: Counter::default(),
             tick_hdr: Mutex::new(
                 hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
                     .unwrap_or_else(|_| unreachable!("the bounds are valid")),
@@ -133,6 +145,26 @@ impl Metrics {
             m.tick_overruns.clone(),
         );
         registry.register("ticks", "Ticks run, over all matches", m.ticks.clone());
+        registry.register(
+            "stream_publish_seconds",
+            "Cluster mode: from publishing a match's ticks to JetStream's acknowledgement",
+            m.stream_publish_seconds.clone(),
+        );
+        registry.register(
+            "leases_held",
+            "Cluster mode: match leases this node holds",
+            m.leases_held.clone(),
+        );
+        registry.register(
+            "leases_lost",
+            "Cluster mode: leases lost (taken by another node, or cut off from NATS)",
+            m.leases_lost.clone(),
+        );
+        registry.register(
+            "takeovers",
+            "Cluster mode: matches taken over from another node",
+            m.takeovers.clone(),
+        );
         registry.register(
             "connections",
             "Open connections (players, spectators, handshakes)",

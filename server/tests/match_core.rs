@@ -81,7 +81,7 @@ fn new_core(words: &[&str]) -> Harness {
         slow_ticks: get("slow", 5),
         idle_ticks: get("idle", 600),
         snapshot_every_ticks: get("snapshots", 0),
-        token_seed: [7; 32],
+        token_key: [7; 32],
     };
     Harness {
         core: MatchCore::new(MatchId(1), sim, config).expect("the core builds"),

@@ -6,6 +6,7 @@
 //! `replays/tests`); this crate holds those that need a server, clients and files together.
 
 pub mod fuzz;
+pub mod nats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -57,7 +57,7 @@ async fn a_sink_of_the_servers_receives_every_tick_and_the_end() {
     let seen: Recordings = Arc::default();
     let builder = {
         let seen = seen.clone();
-        Server::builder().sink(Arc::new(move |shared: &MatchShared| {
+        Server::builder().sink(Arc::new(move |shared: &Arc<MatchShared>| {
             let received = Arc::new(Mutex::new(Received::default()));
             seen.lock()
                 .expect("not poisoned")

@@ -109,7 +109,19 @@ impl Replayer {
     /// re-computed and must match the recorded ones; the state hash must match the tick end;
     /// a recorded snapshot must match the re-simulated state.
     pub fn apply_tick(&mut self, t: &TickRecords) -> Result<HashReport, Divergence> {
-        let tick = self.sim.now();
+        apply_recorded(&mut self.sim, &self.part_names, t)
+    }
+}
+
+/// [`Replayer::apply_tick`] on any simulation: `part_names` are the header's `hash_parts`.
+/// The match core uses it to take over a match from its recorded ticks.
+pub fn apply_recorded(
+    sim: &mut Sim,
+    part_names: &[String],
+    t: &TickRecords,
+) -> Result<HashReport, Divergence> {
+    {
+        let tick = sim.now();
         let diverge = |detail: String| Divergence {
             tick,
             detail,
@@ -131,12 +143,12 @@ impl Replayer {
                     event.seq.0
                 )));
             } else {
-                self.sim.apply(event);
+                sim.apply(event);
             }
         }
-        let derived = self.sim.step();
+        let derived = sim.step();
         for (i, kind) in derived.into_iter().enumerate() {
-            let event = self.sim.sequence(Cause::Rules, kind);
+            let event = sim.sequence(Cause::Rules, kind);
             match recorded_derived.get(i) {
                 Some(recorded) if **recorded == event => {}
                 Some(recorded) => {
@@ -153,14 +165,14 @@ impl Replayer {
                 }
             }
         }
-        let made = self.sim.last_seq();
+        let made = sim.last_seq();
         if let Some(missing) = recorded_derived.iter().find(|e| e.seq > made) {
             return Err(diverge(format!(
                 "the file has derived event seq {} ({:?}) that re-simulation does not produce",
                 missing.seq.0, missing.kind
             )));
         }
-        let report = self.sim.end_tick_report();
+        let report = sim.end_tick_report();
         if report.total != t.end.hash {
             let parts = report
                 .parts
@@ -169,7 +181,7 @@ impl Replayer {
                 .enumerate()
                 .filter(|(_, (now, recorded))| now.1.0 != **recorded)
                 .map(|(i, (now, _))| {
-                    self.part_names
+                    part_names
                         .get(i)
                         .cloned()
                         .unwrap_or_else(|| now.0.to_string())
@@ -191,7 +203,7 @@ impl Replayer {
             });
         }
         if let Some(recorded) = &t.snapshot {
-            let now = self.sim.snapshot();
+            let now = sim.snapshot();
             if &now != recorded {
                 return Err(diverge(snapshot_difference(recorded, &now)));
             }

@@ -12,16 +12,16 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use hmac::{Hmac, KeyInit, Mac};
 use tickforge_protocol::compact::{self, ComponentTable, Duplicate, PlayerPart, Rejected, World};
 use tickforge_protocol::{
-    CloseCode, Command, CommandId, EndReason, EntityId, EventKind, MatchId, PlayerId, Rule, Seq,
-    ServerMessage, Snapshot, Tick, encode,
+    Cause, CloseCode, Command, CommandId, EndReason, EntityId, EventKind, MatchId, PlayerId, Rule,
+    Seq, ServerMessage, Snapshot, Tick, encode,
 };
 
 use super::{ConnId, Inbound, JoinRefused, Seat};
-use crate::log::TickBatch;
+use crate::log::replay::apply_recorded;
+use crate::log::{Divergence, TickBatch, TickRecords};
 use crate::sim::{CommandInput, Sim};
 
 /// Commands the core issues itself (joins, leaves) carry this id; they skip de-duplication.
@@ -43,8 +43,9 @@ pub struct CoreConfig {
     pub idle_ticks: u64,
     /// A full snapshot goes into the log after every tick that is a multiple of this (0: none).
     pub snapshot_every_ticks: u64,
-    /// Seeds the generator of resume tokens (random in a server; fixed in tests).
-    pub token_seed: [u8; 32],
+    /// The key resume tokens are signed with: random per server process, or derived from the
+    /// cluster's secret so that any node can take a match over with its players' tokens.
+    pub token_key: [u8; 32],
 }
 
 /// How a connection fared when the fan-out last delivered to it.
@@ -173,7 +174,6 @@ pub struct MatchCore {
     id: MatchId,
     sim: Sim,
     config: CoreConfig,
-    tokens: ChaCha20Rng,
     players: BTreeMap<PlayerId, Slot>,
     next_player: u32,
     joins: Vec<PendingJoin>,
@@ -187,6 +187,9 @@ pub struct MatchCore {
     /// The tick since which the match has had no players, joins or reservations.
     idle_since: Option<Tick>,
     ended: bool,
+    /// The last tick recorded by the node this match was taken over from: ticks after it may
+    /// differ from what that node's clients saw, so a resume naming one gets a snapshot.
+    moved_at: Option<Tick>,
 }
 
 impl std::fmt::Debug for MatchCore {
@@ -197,6 +200,18 @@ impl std::fmt::Debug for MatchCore {
             .field("players", &self.players.len())
             .finish_non_exhaustive()
     }
+}
+
+/// `m<match>.p<player>.<mac>`: the MAC (HMAC-SHA256 under `key`, 16 bytes in hex) binds the
+/// token to its match and player, so a node that takes the match over knows it too.
+pub fn resume_token(key: &[u8; 32], id: MatchId, player: PlayerId) -> String {
+    let name = format!("m{}.p{}", id.0, player.0);
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    mac.update(name.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    let hex: String = tag[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{name}.{hex}")
 }
 
 fn frame(message: &ServerMessage) -> Bytes {
@@ -215,7 +230,6 @@ impl MatchCore {
         Ok(MatchCore {
             wire,
             id,
-            tokens: ChaCha20Rng::from_seed(config.token_seed),
             sim,
             config,
             players: BTreeMap::new(),
@@ -225,6 +239,7 @@ impl MatchCore {
             recent: VecDeque::new(),
             idle_since: None,
             ended: false,
+            moved_at: None,
         })
     }
 
@@ -281,7 +296,10 @@ impl MatchCore {
             ));
         };
         let now = self.sim.last_tick();
-        if last_tick > now {
+        // Past the tick the match moved at, the client saw the old node's version of ticks
+        // the stream never took: only a snapshot is sure to be right.
+        let unrecorded = self.moved_at.is_some_and(|at| last_tick > at);
+        if last_tick > now && !unrecorded {
             return Err(JoinRefused::ResumeFailed(format!(
                 "tick {} is in the future (the match is at {})",
                 last_tick.0, now.0
@@ -295,7 +313,7 @@ impl MatchCore {
             .map(|(_, s, _)| *s);
         let window_ok = first.is_some_and(|f| f.0 <= last_tick.0 + 1) || last_tick == now;
         let seq_ok = at_client.is_none_or(|s| s == last_seq);
-        let missed: Option<Vec<Bytes>> = (window_ok && seq_ok).then(|| {
+        let missed: Option<Vec<Bytes>> = (window_ok && seq_ok && !unrecorded).then(|| {
             self.recent
                 .iter()
                 .filter(|(t, _, _)| *t > last_tick)
@@ -485,29 +503,7 @@ impl MatchCore {
 
         // 5. The delta, encoded once.
         let events = self.sim.last_seq().0.saturating_sub(seq_before.0);
-        let mut body = Vec::with_capacity(64);
-        let resync = match self.wire.encode_delta(&self.sim.take_delta(), &mut body) {
-            Ok(()) => false,
-            Err(e) => {
-                // A game's component that the table does not describe: a bug, never input.
-                // Every client gets a snapshot instead, and the encoder starts again from it.
-                tracing::error!(match_id = self.id.0, error = %e, "a delta could not be encoded");
-                body.clear();
-                let _ = self.wire.apply_snapshot(&self.sim.client_snapshot());
-                true
-            }
-        };
-        let mut plain = Vec::with_capacity(body.len() + 12);
-        compact::write_tick_frame(&mut plain, &PlayerPart::default(), tick, events, &body);
-        let delta = Bytes::from(plain);
-        if resync {
-            self.recent.clear();
-        }
-        self.recent
-            .push_back((tick, self.sim.last_seq(), delta.clone()));
-        while self.recent.len() > self.config.resume_window_ticks {
-            self.recent.pop_front();
-        }
+        let (body, delta, resync) = self.encode_delta(tick, events);
 
         // 6. What each player is owed.
         let mut owed: BTreeMap<PlayerId, PlayerPart> = BTreeMap::new();
@@ -669,19 +665,107 @@ impl MatchCore {
         }
     }
 
+    /// The tick's delta against the wire world: its body, the tick frame with no player's part
+    /// (kept for resumes), and whether it failed to encode (every client then gets a snapshot).
+    fn encode_delta(&mut self, tick: Tick, events: u64) -> (Vec<u8>, Bytes, bool) {
+        let mut body = Vec::with_capacity(64);
+        let resync = match self.wire.encode_delta(&self.sim.take_delta(), &mut body) {
+            Ok(()) => false,
+            Err(e) => {
+                // A game's component that the table does not describe: a bug, never input.
+                // Every client gets a snapshot instead, and the encoder starts again from it.
+                tracing::error!(match_id = self.id.0, error = %e, "a delta could not be encoded");
+                body.clear();
+                let _ = self.wire.apply_snapshot(&self.sim.client_snapshot());
+                true
+            }
+        };
+        let mut plain = Vec::with_capacity(body.len() + 12);
+        compact::write_tick_frame(&mut plain, &PlayerPart::default(), tick, events, &body);
+        let delta = Bytes::from(plain);
+        if resync {
+            self.recent.clear();
+        }
+        self.recent
+            .push_back((tick, self.sim.last_seq(), delta.clone()));
+        while self.recent.len() > self.config.resume_window_ticks {
+            self.recent.pop_front();
+        }
+        (body, delta, resync)
+    }
+
+    /// Re-apply a tick this match recorded on another node (a takeover), checking its hash as
+    /// a replay does. The tick's frame is kept for resumes, and the seats follow its events:
+    /// each player's entity and the last command id decided for them, so that a command sent
+    /// again after the move is answered as a duplicate. Call [`MatchCore::moved`] after the
+    /// last one.
+    pub fn replay(&mut self, t: &TickRecords, part_names: &[String]) -> Result<(), Divergence> {
+        let seq_before = self.sim.last_seq();
+        apply_recorded(&mut self.sim, part_names, t)?;
+        let events = self.sim.last_seq().0.saturating_sub(seq_before.0);
+        self.encode_delta(t.tick, events);
+        let decided = t
+            .events
+            .iter()
+            .filter_map(|e| match e.cause {
+                Cause::Command { player, id } => Some((player, id)),
+                Cause::Rules => None,
+            })
+            .chain(t.rejections.iter().map(|r| (r.player, r.id)));
+        let mut seen: Vec<(PlayerId, CommandId)> = Vec::new();
+        for (player, id) in decided {
+            if id == INTERNAL || seen.contains(&(player, id)) {
+                continue;
+            }
+            seen.push((player, id));
+            if let Some(slot) = self.players.get_mut(&player) {
+                slot.last_command = slot.last_command.max(Some(id));
+                slot.recent.push_back((id, t.tick));
+                if slot.recent.len() > RECENT_ACKS {
+                    slot.recent.pop_front();
+                }
+            }
+        }
+        for event in &t.events {
+            match event.kind {
+                EventKind::PlayerJoined { player, entity, .. } => {
+                    self.next_player = self.next_player.max(player.0 + 1);
+                    self.players.insert(
+                        player,
+                        Slot {
+                            token: resume_token(&self.config.token_key, self.id, player),
+                            entity,
+                            last_command: None,
+                            recent: VecDeque::new(),
+                            conn: None,
+                            behind_since: None,
+                            detached_at: Some(t.tick),
+                            leaving: false,
+                        },
+                    );
+                }
+                EventKind::PlayerLeft { player, .. } => {
+                    self.players.remove(&player);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The recorded ticks are all re-applied: the match continues here. Every seat waits for
+    /// its player's resume for the grace period, counted from now.
+    pub fn moved(&mut self) {
+        let now = self.sim.last_tick();
+        self.moved_at = Some(now);
+        for slot in self.players.values_mut() {
+            slot.detached_at = Some(now);
+        }
+    }
+
     /// Seat a joined player: their slot and resume token, and the `Joined` frame.
     fn seat(&mut self, join: &PendingJoin, entity: EntityId) -> (Seat, Bytes) {
-        let mut secret = [0u8; 16];
-        self.tokens.fill_bytes(&mut secret);
-        let token = format!(
-            "m{}.p{}.{}",
-            self.id.0,
-            join.player.0,
-            secret
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+        let token = resume_token(&self.config.token_key, self.id, join.player);
         let joined = frame(&ServerMessage::Joined {
             match_id: self.id,
             player: join.player,

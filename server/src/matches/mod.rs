@@ -22,7 +22,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use std::collections::VecDeque;
 use tickforge_protocol::{
-    CloseCode, CommandId, EntityId, GameConfig, MatchId, PlayerId, Seq, Tick,
+    CloseCode, CommandId, EntityId, GameConfig, MatchId, PlayerId, ReplayHeader, Seq, Tick,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,9 @@ pub enum MatchState {
     Ended,
     /// The match's log failed: it takes no more commands. The reason is in `stopped_reason`.
     Stopped,
+    /// Cluster mode: this node lost the match (its lease, or its place in the event stream);
+    /// it continues on another node.
+    Moved,
 }
 
 /// What `/matches` says about a match.
@@ -72,6 +75,13 @@ pub struct MatchInfo {
     pub end_reason: Option<&'static str>,
     /// The game's settings (sizes, limits), for viewers.
     pub config: GameConfig,
+    /// Cluster mode: the node that runs (or ran) the match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Cluster mode: the last tick the event stream has acknowledged (stored on a majority of
+    /// its replicas): what survives the loss of this node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_tick: Option<Tick>,
 }
 
 /// How far a match has got: what spectators follow.
@@ -101,9 +111,35 @@ pub struct MatchShared {
     pub spectators: AtomicU64,
     /// Player slots promised to joins not yet processed (so quick-join spreads players out).
     pub reserved: std::sync::atomic::AtomicU32,
+    /// Set by whatever must stop the match from outside its task (a sink fenced out of the
+    /// event stream, a lost lease): the task stops before its next tick.
+    pub halt: Mutex<Option<Halt>>,
+    /// For a match taken over from another node: the stream sequence of the last message it
+    /// had recorded there, which its records continue after.
+    pub continues_after: Option<u64>,
+    /// The replay header: the setup a reader of the match's records needs.
+    pub header: ReplayHeader,
+}
+
+/// Why a match is stopped from outside its task, and how its players are told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Halt {
+    pub code: CloseCode,
+    pub reason: String,
 }
 
 impl MatchShared {
+    /// Stop the match before its next tick (the first request wins).
+    pub fn halt(&self, code: CloseCode, reason: impl Into<String>) {
+        let mut slot = self.halt.lock();
+        if slot.is_none() {
+            *slot = Some(Halt {
+                code,
+                reason: reason.into(),
+            });
+        }
+    }
+
     /// The ring's tick, if still in memory.
     pub fn ring_tick(&self, tick: Tick) -> Option<Arc<SpectatorTick>> {
         let ring = self.ring.read();
@@ -157,6 +193,12 @@ pub enum JoinRefused {
     ResumeFailed(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Cluster mode: the match runs on another node; `url` is its players' WebSocket URL.
+    #[error("match {} is on {url}", id.0)]
+    Elsewhere { id: MatchId, url: String },
+    /// Cluster mode: the match is moving to another node (its owner was lost).
+    #[error("match {} is moving to another node; reconnect in a moment and resume", .0.0)]
+    Moving(MatchId),
 }
 
 impl JoinRefused {
@@ -167,6 +209,7 @@ impl JoinRefused {
             JoinRefused::Rejected(_) => CloseCode::PolicyViolation,
             JoinRefused::ResumeFailed(_) => CloseCode::ResumeFailed,
             JoinRefused::ShuttingDown => CloseCode::GoingAway,
+            JoinRefused::Elsewhere { .. } | JoinRefused::Moving(_) => CloseCode::MatchMoved,
         }
     }
 }
@@ -381,6 +424,8 @@ pub struct Registry {
     next_id: AtomicU64,
     /// Held while quick-join picks or creates a match, so that joiners spread out.
     create_lock: tokio::sync::Mutex<()>,
+    /// Set once in cluster mode: match ids, resume-token keys and placement come from it.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -420,6 +465,7 @@ impl Registry {
             book: Arc::default(),
             next_id: AtomicU64::new(highest + 1),
             create_lock: tokio::sync::Mutex::new(()),
+            cluster: std::sync::OnceLock::new(),
             shutdown,
             tasks,
         }
@@ -427,6 +473,85 @@ impl Registry {
 
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// Take part in a cluster: from now on match ids come from its directory, resume tokens
+    /// are signed with its key, and matches are published to its stream.
+    pub fn join_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster this node is part of, if any.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// The key this match's resume tokens are signed with: the cluster's, or a fresh one.
+    fn token_key(&self) -> [u8; 32] {
+        self.cluster
+            .get()
+            .map_or_else(rand::random, |c| c.token_key())
+    }
+
+    /// A new match id: the cluster's next, or this node's, and never one whose replay file
+    /// is already in the data directory.
+    async fn next_id(&self) -> Result<MatchId, CreateError> {
+        for _ in 0..64 {
+            let id = match self.cluster.get() {
+                Some(cluster) => cluster
+                    .next_match_id()
+                    .await
+                    .map_err(|e| CreateError::Cluster(e.to_string()))?,
+                None => MatchId(self.next_id.fetch_add(1, Ordering::Relaxed)),
+            };
+            if id.0 > MAX_MATCH_ID {
+                return Err(CreateError::IdsExhausted);
+            }
+            if !self.config.replay_dir().join(replay_file_name(id)).exists() {
+                return Ok(id);
+            }
+        }
+        Err(CreateError::Cluster(
+            "64 match ids in a row already have replay files in the data directory".into(),
+        ))
+    }
+
+    /// Take over a match recorded on another node: re-apply its recorded ticks (checking
+    /// every hash), then run it here from the next tick. `stream_seq` is the stream sequence of
+    /// its last recorded message.
+    pub async fn adopt(
+        &self,
+        header: ReplayHeader,
+        ticks: Vec<crate::log::TickRecords>,
+        stream_seq: u64,
+    ) -> Result<MatchHandle, CreateError> {
+        if self.shutdown.is_cancelled() {
+            return Err(CreateError::ShuttingDown);
+        }
+        let id = header.match_id;
+        let rules = self.games.build(&header.config)?;
+        let setup = crate::log::replay::setup_of(&header);
+        let sim = crate::sim::Sim::new(&setup, rules.clone())?;
+        let mut core =
+            core::MatchCore::new(id, sim, task::core_config(&self.config, self.token_key()))
+                .map_err(CreateError::Components)?;
+        for t in &ticks {
+            core.replay(t, &header.hash_parts)
+                .map_err(|d| CreateError::Adopt(format!("tick {}: {}", d.tick.0, d.detail)))?;
+        }
+        core.moved();
+        let history = ticks
+            .into_iter()
+            .map(crate::cluster::records::batch_of)
+            .collect();
+        let game = header.config.clone();
+        let origin = task::Origin::Adopted(Box::new(task::Adopted {
+            header,
+            core,
+            history,
+            stream_seq,
+        }));
+        self.start(id, game, rules, origin, None).await
     }
 
     /// The games this server runs.
@@ -458,11 +583,16 @@ impl Registry {
         if let Some(c) = &creator {
             self.reserve_for(c)?;
         }
-        let id = MatchId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let created = if id.0 > MAX_MATCH_ID {
-            Err(CreateError::IdsExhausted)
-        } else {
-            self.start(id, game, seed, creator.clone()).await
+        let created = match self.next_id().await {
+            Ok(id) => match self.games.build(&game) {
+                Ok(rules) => {
+                    let seed = seed.unwrap_or_else(rand::random);
+                    let origin = task::Origin::New { seed };
+                    self.start(id, game, rules, origin, creator.clone()).await
+                }
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e),
         };
         if created.is_err()
             && let Some(Creator { subject, address }) = &creator
@@ -500,7 +630,8 @@ impl Registry {
         &self,
         id: MatchId,
         game: GameConfig,
-        seed: Option<u64>,
+        rules: Arc<dyn crate::sim::Game>,
+        origin: task::Origin,
         creator: Option<Creator>,
     ) -> Result<MatchHandle, CreateError> {
         let path = self.config.replay_dir().join(replay_file_name(id));
@@ -513,17 +644,21 @@ impl Registry {
             }))),
             ..LogConfig::default()
         };
-        let seed = seed.unwrap_or_else(rand::random);
-        let rules = self.games.build(&game)?;
+        let seed = match &origin {
+            task::Origin::New { seed } => *seed,
+            task::Origin::Adopted(adopted) => adopted.header.seed,
+        };
+        let adopted = matches!(origin, task::Origin::Adopted(_));
         let plan = task::Plan {
             id,
             game,
             rules,
-            seed,
             path,
             log,
             log_service: self.log.clone(),
             sinks: self.sinks.clone(),
+            token_key: self.token_key(),
+            origin,
         };
         let (handle, run) = task::prepare(
             plan,
@@ -532,6 +667,12 @@ impl Registry {
             self.shutdown.child_token(),
         )
         .await?;
+        if let Some(cluster) = self.cluster.get()
+            && !adopted
+        {
+            let info = handle.shared.info.read().clone();
+            cluster.register(&info).await;
+        }
         // Listed before its task runs, so that even a match that ends at once retires cleanly.
         self.book.live.write().insert(
             id,
@@ -622,6 +763,9 @@ impl Registry {
         name: String,
         out: ClientOut,
     ) -> Result<Seat, JoinRefused> {
+        if let Some(refused) = self.elsewhere(id).await {
+            return Err(refused);
+        }
         // Quick-join retries when the match filled up between choosing it and joining it.
         for _ in 0..8 {
             let handle = match id {
@@ -664,6 +808,69 @@ impl Registry {
         ))
     }
 
+    /// Cluster mode: where a player asking for match `id` (or, with `None`, for any match)
+    /// should go instead of this node, if anywhere. Quick-join takes a local match with room
+    /// first, then one with room on another node, then creates one on the node with the most
+    /// room.
+    async fn elsewhere(&self, id: Option<MatchId>) -> Option<JoinRefused> {
+        let cluster = self.cluster.get()?;
+        match id {
+            Some(id) => {
+                if self.running(id).is_some() {
+                    return None;
+                }
+                let (entry, fresh) = cluster.lookup(id).await?;
+                match entry.state.as_str() {
+                    "running" if fresh && entry.node != cluster.node() => {
+                        Some(JoinRefused::Elsewhere {
+                            id,
+                            url: crate::cluster::play_url(&entry.url),
+                        })
+                    }
+                    "running" | "moving" => Some(JoinRefused::Moving(id)),
+                    _ => None,
+                }
+            }
+            None => {
+                let open_here = self.book.live.read().values().any(|l| {
+                    let info = l.handle.shared.info.read();
+                    info.state == MatchState::Running
+                        && info.players + l.handle.shared.reserved.load(Ordering::Relaxed)
+                            < info.max_players
+                });
+                if open_here {
+                    return None;
+                }
+                if let Some(m) = cluster.open_elsewhere() {
+                    return Some(JoinRefused::Elsewhere {
+                        id: m.id,
+                        url: crate::cluster::play_url(&m.url),
+                    });
+                }
+                let (running, _) = self.counts();
+                let best = cluster.place(running, self.config.max_matches);
+                if best.node == cluster.node() {
+                    return None;
+                }
+                let game = self.games.get(&self.config.default_game)?.default_config();
+                let request = crate::cluster::directory::CreateRequest { game, seed: None };
+                match cluster.create_on(&best.node, &request).await {
+                    Ok(info) => {
+                        let id = MatchId(info.get("id")?.as_u64()?);
+                        Some(JoinRefused::Elsewhere {
+                            id,
+                            url: crate::cluster::play_url(&best.url),
+                        })
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = %best.node, error = %e, "placing a match on another node failed; creating it here");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
     /// Give a dropped player their seat back. The token names its match (`m<id>.…`).
     pub async fn resume(
         &self,
@@ -678,6 +885,9 @@ impl Registry {
             .and_then(|n| n.parse().ok())
             .map(MatchId)
             .ok_or_else(|| JoinRefused::ResumeFailed("malformed resume token".into()))?;
+        if let Some(refused) = self.elsewhere(Some(id)).await {
+            return Err(refused);
+        }
         let handle = self
             .running(id)
             .ok_or_else(|| JoinRefused::ResumeFailed(format!("match {id} is no longer running")))?;
@@ -763,6 +973,10 @@ pub enum CreateError {
     Components(String),
     #[error("the replay file could not be created: {0}")]
     Log(#[from] LogError),
+    #[error("the match could not be taken over: {0}")]
+    Adopt(String),
+    #[error("the cluster could not be reached: {0}")]
+    Cluster(String),
 }
 
 /// `match-000042.tfr`

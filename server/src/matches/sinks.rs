@@ -40,7 +40,7 @@ pub trait TickSink: Send + 'static {
 }
 
 /// Makes a [`TickSink`] for each new match.
-pub type SinkFactory = Arc<dyn Fn(&MatchShared) -> Box<dyn TickSink> + Send + Sync>;
+pub type SinkFactory = Arc<dyn Fn(&Arc<MatchShared>) -> Box<dyn TickSink> + Send + Sync>;
 
 /// One connected player's queue, and what it is owed beyond it.
 struct Client {

@@ -14,19 +14,19 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
-use tickforge_protocol::{CloseCode, GameConfig, MatchId, Seq, Tick};
+use tickforge_protocol::{CloseCode, GameConfig, MatchId, ReplayHeader, Tick};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::core::{CoreConfig, Ending, MatchCore, TickInput};
 use super::sinks::{FanOut, LogSink, MetricsSink, Published, SinkFactory, TickSink};
 use super::{
-    Control, CreateError, Inbound, JoinRefused, LiveMark, MatchHandle, MatchInfo, MatchShared,
-    MatchState,
+    Control, CreateError, Halt, Inbound, JoinRefused, LiveMark, MatchHandle, MatchInfo,
+    MatchShared, MatchState,
 };
 use crate::config::ServerConfig;
 use crate::headless;
-use crate::log::{LogConfig, LogError, LogService, LogWriter};
+use crate::log::{LogConfig, LogError, LogService, LogWriter, TickBatch};
 use crate::metrics::{MatchLabel, Metrics};
 use crate::sim::{Game, MatchSetup, Sim};
 
@@ -37,16 +37,47 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// What a new match is made of.
+/// What a match task is made of.
 pub(super) struct Plan {
     pub id: MatchId,
     pub game: GameConfig,
     pub rules: Arc<dyn Game>,
-    pub seed: u64,
     pub path: PathBuf,
     pub log: LogConfig,
     pub log_service: LogService,
     pub sinks: Vec<SinkFactory>,
+    pub token_key: [u8; 32],
+    pub origin: Origin,
+}
+
+/// Where a match starts from.
+pub(super) enum Origin {
+    /// Tick 0 of a new match.
+    New { seed: u64 },
+    /// A match taken over from another node.
+    Adopted(Box<Adopted>),
+}
+
+/// A match taken over from another node: its core rebuilt from the recorded ticks, which go
+/// into the local replay file first, so that the file holds the whole match.
+pub(super) struct Adopted {
+    pub header: ReplayHeader,
+    pub core: MatchCore,
+    pub history: Vec<TickBatch>,
+    /// The stream sequence of the last message the match recorded.
+    pub stream_seq: u64,
+}
+
+/// The core's limits, from the server's settings.
+pub(super) fn core_config(config: &ServerConfig, token_key: [u8; 32]) -> CoreConfig {
+    CoreConfig {
+        resume_window_ticks: config.resume_window_ticks,
+        grace_ticks: config.ticks_in(config.resume_grace),
+        slow_ticks: config.ticks_in(config.slow_client_grace),
+        idle_ticks: config.ticks_in(config.idle_match),
+        snapshot_every_ticks: config.snapshot_every_ticks,
+        token_key,
+    }
 }
 
 struct MatchTask {
@@ -80,37 +111,51 @@ pub(super) async fn prepare(
         id,
         game,
         rules,
-        seed,
         path,
         log,
         log_service,
         sinks,
+        token_key,
+        origin,
     } = plan;
-    let setup = MatchSetup {
-        match_id: id,
-        seed,
-        tick_rate_hz: config.tick_rate_hz,
-        game: game.clone(),
-    };
     let max_players = rules.max_players();
-    let sim = Sim::new(&setup, rules)?;
-    let created = unix_ms();
-    let header = headless::header_for(&sim, created, log.snapshot_every_ticks);
-    let snapshot_every_ticks = log.snapshot_every_ticks;
-    let core = MatchCore::new(
-        id,
-        sim,
-        CoreConfig {
-            resume_window_ticks: config.resume_window_ticks,
-            grace_ticks: config.ticks_in(config.resume_grace),
-            slow_ticks: config.ticks_in(config.slow_client_grace),
-            idle_ticks: config.ticks_in(config.idle_match),
-            snapshot_every_ticks,
-            token_seed: rand::random(),
-        },
-    )
-    .map_err(CreateError::Components)?;
-    let writer: LogWriter = log_service.create(&path, &header, log).await?;
+    let (core, header, history, continues_after) = match origin {
+        Origin::New { seed } => {
+            let setup = MatchSetup {
+                match_id: id,
+                seed,
+                tick_rate_hz: config.tick_rate_hz,
+                game: game.clone(),
+            };
+            let sim = Sim::new(&setup, rules)?;
+            let header = headless::header_for(&sim, unix_ms(), log.snapshot_every_ticks);
+            let core = MatchCore::new(id, sim, core_config(&config, token_key))
+                .map_err(CreateError::Components)?;
+            (core, header, Vec::new(), None)
+        }
+        Origin::Adopted(adopted) => {
+            let Adopted {
+                header,
+                core,
+                history,
+                stream_seq,
+            } = *adopted;
+            (core, header, history, Some(stream_seq))
+        }
+    };
+    let created = header.created_at_unix_ms;
+    let mut writer: LogWriter = log_service.create(&path, &header, log).await?;
+    if !history.is_empty() {
+        writer = tokio::task::spawn_blocking(move || {
+            for batch in history {
+                writer.append_blocking(batch)?;
+            }
+            Ok::<_, LogError>(writer)
+        })
+        .await
+        .map_err(|e| CreateError::Adopt(format!("writing the recorded ticks: {e}")))??;
+    }
+    let (tick, last_seq) = (core.last_tick(), core.sim().last_seq());
     let (inbox_tx, inbox_rx) = mpsc::channel(config.match_inbox);
     let (control_tx, control_rx) = mpsc::channel(256);
     let shared = Arc::new(MatchShared {
@@ -124,8 +169,8 @@ pub(super) async fn prepare(
             players: 0,
             max_players,
             spectators: 0,
-            tick: Tick(0),
-            last_seq: Seq(0),
+            tick,
+            last_seq,
             durable_tick: Tick(0),
             tick_us: 0,
             frame_bytes: 0,
@@ -138,11 +183,16 @@ pub(super) async fn prepare(
             stopped_reason: None,
             end_reason: None,
             config: game.clone(),
+            node: config.cluster.as_ref().map(|c| c.node.clone()),
+            stream_tick: config.cluster.as_ref().map(|_| tick),
         }),
         live: watch::channel(LiveMark::default()).0,
         ring: RwLock::new(VecDeque::new()),
         spectators: Default::default(),
         reserved: Default::default(),
+        halt: Default::default(),
+        continues_after,
+        header: header.clone(),
         replay_path: path,
         game,
     });
@@ -182,7 +232,7 @@ impl MatchTask {
         let cancel = self.cancel.clone();
         let cancelled = cancel.cancelled();
         tokio::pin!(cancelled);
-        let outcome: Result<Option<Ending>, String> = loop {
+        let outcome: Result<Option<Ending>, Halt> = loop {
             tokio::select! {
                 biased;
                 () = &mut cancelled => break Ok(None),
@@ -210,7 +260,10 @@ impl MatchTask {
     /// 5. the spectators and the match's status;
     /// 6. every other sink;
     /// 7. the metrics.
-    fn tick(&mut self, inbox: &mut mpsc::Receiver<Inbound>) -> Result<Option<Ending>, String> {
+    fn tick(&mut self, inbox: &mut mpsc::Receiver<Inbound>) -> Result<Option<Ending>, Halt> {
+        if let Some(halt) = self.shared.halt.lock().clone() {
+            return Err(halt);
+        }
         let started = Instant::now();
         let commands = drain(inbox, self.config.match_inbox);
         let output = self.core.tick(TickInput {
@@ -221,12 +274,13 @@ impl MatchTask {
                 .reserved
                 .load(std::sync::atomic::Ordering::Relaxed),
         });
-        self.log.write(&output).map_err(|e| {
-            format!(
+        self.log.write(&output).map_err(|e| Halt {
+            code: CloseCode::MatchStopped,
+            reason: format!(
                 "the replay log failed at tick {}: {}",
                 output.tick.0,
                 self.config.redact(&e.to_string())
-            )
+            ),
         })?;
         self.fanout.deliver(&output);
         let durability = self.log.durability();
@@ -300,7 +354,7 @@ impl MatchTask {
     /// the match's final summary.
     async fn finish(
         mut self,
-        outcome: Result<Option<Ending>, String>,
+        outcome: Result<Option<Ending>, Halt>,
         control: &mut mpsc::Receiver<Control>,
     ) -> MatchInfo {
         let shutting_down = self.cancel.is_cancelled();
@@ -326,15 +380,21 @@ impl MatchTask {
                 "server_shutting_down".to_string(),
                 "server_shutting_down",
             ),
-            Err(reason) => (
+            Err(halt) if halt.code == CloseCode::MatchMoved => (
+                MatchState::Moved,
+                CloseCode::MatchMoved,
+                halt.reason.clone(),
+                "moved",
+            ),
+            Err(halt) => (
                 MatchState::Stopped,
-                CloseCode::MatchStopped,
-                reason.clone(),
+                halt.code,
+                halt.reason.clone(),
                 "stopped",
             ),
         };
-        if let Err(reason) = &outcome {
-            tracing::error!(match_id = self.shared.id.0, %reason, "match stopped");
+        if let Err(halt) = &outcome {
+            tracing::error!(match_id = self.shared.id.0, reason = %halt.reason, "match stopped");
         }
         let writer = self.log.take();
         let closed = tokio::task::spawn_blocking(move || writer.map(LogWriter::close)).await;
@@ -354,8 +414,8 @@ impl MatchTask {
             info.state = state.clone();
             info.durable_tick = durable.durable_tick;
             info.end_reason = Some(end_reason);
-            if let Err(reason) = &outcome {
-                info.stopped_reason = Some(reason.clone());
+            if let Err(halt) = &outcome {
+                info.stopped_reason = Some(halt.reason.clone());
             }
         }
         // The log is closed: spectators still following read the rest from the file.

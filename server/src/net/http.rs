@@ -565,6 +565,24 @@ async fn create_match(
             );
         }
     }
+    if let Some(cluster) = state.registry.cluster()
+        && body.bots == 0
+    {
+        let (running, _) = state.registry.counts();
+        let best = cluster.place(running, state.config.max_matches);
+        if best.node != cluster.node() {
+            let request = crate::cluster::directory::CreateRequest {
+                game: game.clone(),
+                seed: body.seed,
+            };
+            match cluster.create_on(&best.node, &request).await {
+                Ok(info) => return json_response(StatusCode::CREATED, &info),
+                Err(e) => {
+                    tracing::warn!(node = %best.node, error = %e, "placing a match on another node failed; creating it here");
+                }
+            }
+        }
+    }
     let creator = Creator {
         subject,
         address: conn.permit.ip(),
@@ -685,6 +703,12 @@ fn match_info(id: &str, state: &AppState) -> Response<Body> {
     if let Some(handle) = state.registry.running(id) {
         return json_response(StatusCode::OK, &*handle.shared.info.read());
     }
+    if let Some(cluster) = state.registry.cluster()
+        && let Some(entry) = cluster.locate(id)
+        && entry.node != cluster.node()
+    {
+        return json_response(StatusCode::OK, &entry.info);
+    }
     let (items, _) = state
         .registry
         .list(ListState::All, id.0.checked_add(1).map(MatchId), 1);
@@ -721,8 +745,36 @@ fn list_matches(req: &Request<Incoming>, state: &AppState) -> Response<Body> {
     let (items, more) = state
         .registry
         .list(which, page.before.map(MatchId), page.limit);
-    let last = items.last().map(|m| m.id.0);
-    page.respond("/matches", extra, &items, last, more)
+    let Some(cluster) = state.registry.cluster() else {
+        let last = items.last().map(|m| m.id.0);
+        return page.respond("/matches", extra, &items, last, more);
+    };
+    // Cluster mode: this node's matches, and the directory's on the other nodes.
+    let mut all: std::collections::BTreeMap<u64, serde_json::Value> = items
+        .iter()
+        .filter_map(|m| Some((m.id.0, serde_json::to_value(m).ok()?)))
+        .collect();
+    for entry in cluster.elsewhere() {
+        let running = entry.state == "running" || entry.state == "moving";
+        let wanted = match which {
+            ListState::All => true,
+            ListState::Running => running,
+            ListState::Finished => !running,
+        };
+        let here_running = all
+            .get(&entry.id.0)
+            .is_some_and(|v| v.get("state").and_then(|s| s.as_str()) == Some("running"));
+        if wanted && page.before.is_none_or(|b| entry.id.0 < b) && !here_running {
+            all.insert(entry.id.0, entry.info);
+        }
+    }
+    let more = more || all.len() > page.limit;
+    let listed: Vec<serde_json::Value> = all.into_values().rev().take(page.limit).collect();
+    let last = listed
+        .last()
+        .and_then(|v| v.get("id"))
+        .and_then(|v| v.as_u64());
+    page.respond("/matches", extra, &listed, last, more)
 }
 
 #[derive(Debug, Serialize)]

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authority;
+use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::log::{LogService, ScanCache, ServiceConfig};
 use crate::matches::{Registry, SinkFactory};
@@ -202,6 +203,32 @@ impl Server {
             round: config.tick_period(),
             ..ServiceConfig::default()
         })?;
+        let mut sinks = sinks;
+        let mut config = config;
+        if let Some(cc) = &config.cluster {
+            // Named and advertised after the address bound, unless told otherwise.
+            let mut cc = cc.clone();
+            let bound = listener.local_addr()?;
+            if cc.node.is_empty() {
+                cc.node = format!("node-{}", bound.port());
+            }
+            if cc.advertise.is_empty() {
+                cc.advertise = format!("http://{bound}");
+            }
+            let mut fixed = (*config).clone();
+            fixed.cluster = Some(cc);
+            config = Arc::new(fixed);
+        }
+        let cluster = match &config.cluster {
+            None => None,
+            Some(cc) => {
+                let secret = config.auth_secret.as_deref().unwrap_or_default();
+                let cluster = Cluster::connect(cc.clone(), secret, metrics.clone()).await?;
+                sinks.push(cluster.sink_factory());
+                tracing::info!(node = %cc.node, nats = %cc.nats_url, "cluster mode");
+                Some(cluster)
+            }
+        };
         let registry = Arc::new(Registry::new(
             config.clone(),
             Arc::new(games),
@@ -211,6 +238,10 @@ impl Server {
             shutdown.clone(),
             tasks.clone(),
         ));
+        if let Some(cluster) = cluster {
+            registry.join_cluster(cluster.clone());
+            tokio::spawn(cluster.run(registry.clone(), shutdown.clone()));
+        }
         let state = Arc::new(AppState {
             auth: Authority::new(config.auth_secret.as_deref(), config.token_ttl),
             limits: ConnLimits::new(&config),

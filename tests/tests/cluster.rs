@@ -1,0 +1,505 @@
+//! Cluster mode on a real 3-node NATS JetStream cluster (R3) with real `tickforge-server`
+//! nodes as child processes, all on loopback:
+//! - placement and redirect: matches land on both game nodes, each node lists all of them,
+//!   and a player sent to the wrong node ends up in its match;
+//! - the failover loop: the node that owns a match is killed with SIGKILL, another takes the
+//!   match over, its players resume there, every command acknowledged in a tick the stream
+//!   had acknowledged is in the match's records, and the replay (from the stream, and the new
+//!   owner's file) verifies. `TICKFORGE_CLUSTER_KILLS=50` for the full run (CI runs 8);
+//! - the partition: the NATS server a game node talks to is frozen (SIGSTOP); the cut-off
+//!   node stops its match and tells its players, and the other node takes it over.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tickforge_client::Session;
+use tickforge_protocol::{Cause, Command, MatchId, ServerMessage};
+use tickforge_server::auth::{Authority, Role};
+use tickforge_tests::nats::NatsCluster;
+
+const SECRET: &str = "a cluster secret of the tests";
+
+type Shared<T> = Arc<std::sync::Mutex<T>>;
+
+fn token(name: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    Authority::new(Some(SECRET), Duration::from_secs(3600))
+        .issue(Role::Player, name, now)
+        .0
+}
+
+struct GameNode {
+    name: String,
+    url: String,
+    child: tokio::process::Child,
+}
+
+/// A game node; its empty matches end after `idle_secs`.
+async fn start_node(name: &str, nats: &str, dir: &Path, idle_secs: &str) -> GameNode {
+    let (child, url) = tickforge_tests::start_binary(
+        dir,
+        &[
+            "--nats",
+            nats,
+            "--nats-replicas",
+            "3",
+            "--node",
+            name,
+            "--auth-secret",
+            SECRET,
+            "--lease-ms",
+            "1500",
+            "--idle-match-secs",
+            idle_secs,
+            "--resume-grace-secs",
+            "30",
+            "--game",
+            "arena",
+        ],
+    )
+    .await;
+    GameNode {
+        name: name.to_string(),
+        url,
+        child,
+    }
+}
+
+async fn match_info(url: &str, id: MatchId) -> Option<serde_json::Value> {
+    tickforge_client::get_json(url, &format!("/matches/{}", id.0))
+        .await
+        .ok()
+}
+
+/// Create a match through `url`; returns its id and the node it was placed on.
+async fn create(url: &str, seed: u64) -> (MatchId, String) {
+    let info = tickforge_client::create_match(url, &token("maker"), "arena", None, Some(seed))
+        .await
+        .expect("POST /matches");
+    let id = MatchId(info["id"].as_u64().expect("an id"));
+    let node = info["node"].as_str().expect("a node").to_string();
+    (id, node)
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what} within {limit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matches_spread_over_the_nodes_and_players_are_redirected() {
+    let nats = NatsCluster::start(3).await;
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = start_node("a", &nats.urls(), da.path(), "60").await;
+    let b = start_node("b", &nats.urls(), db.path(), "60").await;
+    // Each node sees the other's entry within a renewal round or two.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut placed: BTreeMap<MatchId, String> = BTreeMap::new();
+    for seed in 0..4 {
+        let (id, node) = create(&a.url, seed).await;
+        placed.insert(id, node);
+        // Let the directory hear of the new count before the next placement.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let on_b = placed.values().filter(|n| *n == "b").count();
+    assert!(
+        (1..=3).contains(&on_b),
+        "POST /matches on a places matches on both nodes: {placed:?}"
+    );
+    for node in [&a, &b] {
+        let url = node.url.clone();
+        let ids: Vec<MatchId> = placed.keys().copied().collect();
+        wait_until(
+            &format!("GET /matches on {} lists every match", node.name),
+            Duration::from_secs(5),
+            || {
+                let (url, ids) = (url.clone(), ids.clone());
+                async move {
+                    let Ok(list) = tickforge_client::get_json(&url, "/matches").await else {
+                        return false;
+                    };
+                    let listed: Vec<u64> = list
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|m| m["id"].as_u64()).collect())
+                        .unwrap_or_default();
+                    ids.iter().all(|id| listed.contains(&id.0))
+                }
+            },
+        )
+        .await;
+    }
+    // A player asking node a for a match on node b ends up in it, on b.
+    let (&on_b, _) = placed.iter().find(|(_, n)| *n == "b").expect("one on b");
+    let session = Session::join(&a.url, &token("p1"), Some(on_b), "p1")
+        .await
+        .expect("joins through a redirect");
+    assert_eq!(session.match_id(), on_b);
+    assert!(
+        session.url().contains(tickforge_tests::authority(&b.url)),
+        "the session followed the redirect to b: {}",
+        session.url()
+    );
+    // Node a says where the match is, with 4011 and the address, to a client that does not
+    // follow redirects.
+    let mut raw = tickforge_client::Connection::connect(&a.url, &token("p2"))
+        .await
+        .expect("connects");
+    raw.send(&tickforge_protocol::ClientMessage::Join {
+        match_id: Some(on_b),
+        name: "p2".into(),
+    })
+    .await
+    .expect("sends");
+    match raw.recv().await.expect("an answer") {
+        ServerMessage::Error { code, reason } => {
+            assert_eq!(code, 4011);
+            assert_eq!(
+                reason,
+                format!(
+                    "match {} is on ws://{}/play",
+                    on_b.0,
+                    tickforge_tests::authority(&b.url)
+                )
+            );
+        }
+        other => panic!("expected Error 4011, got {other:?}"),
+    }
+    drop((a.child, b.child));
+}
+
+/// What one player saw: the commands acknowledged, with the tick of each ack.
+#[derive(Default, Debug)]
+struct Seen {
+    acked: Vec<(u32, u64)>,
+    resumes: u32,
+    ticks_after_resume: u64,
+    failures: Vec<String>,
+}
+
+/// A player that moves every tick and, when its node goes away, resumes on any node.
+fn play(
+    mut session: Session,
+    nodes: Shared<Vec<String>>,
+    seen: Shared<Seen>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Session> {
+    tokio::spawn(async move {
+        let me = session.entity();
+        let mut turn = 0i32;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let received = tokio::time::timeout(Duration::from_millis(500), session.recv()).await;
+            match received {
+                Err(_) => continue,
+                Ok(Ok(ServerMessage::Tick(frame))) => {
+                    {
+                        let mut s = seen.lock().expect("lock");
+                        for id in &frame.acks {
+                            s.acked.push((id.0, frame.tick.0));
+                        }
+                        if s.resumes > 0 {
+                            s.ticks_after_resume += 1;
+                        }
+                    }
+                    turn = (turn + 7) % 120;
+                    let command = Command::Move {
+                        entity: me,
+                        vx: turn - 60,
+                        vy: 30 - turn / 2,
+                    };
+                    let _ = session.send(command).await;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => {
+                    // The node is gone or moved the match: resume, on whichever node answers.
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    let mut resumed = false;
+                    let mut attempt = 0usize;
+                    while Instant::now() < deadline && !resumed {
+                        let urls = nodes.lock().expect("lock").clone();
+                        session.set_url(&urls[attempt % urls.len()]);
+                        attempt += 1;
+                        match session.reconnect().await {
+                            Ok(()) => resumed = true,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                        }
+                    }
+                    let gave_up = {
+                        let mut s = seen.lock().expect("lock");
+                        if resumed {
+                            s.resumes += 1;
+                        } else {
+                            s.failures.push("did not resume within 20 s".into());
+                        }
+                        !resumed
+                    };
+                    if gave_up {
+                        return session;
+                    }
+                }
+            }
+        }
+        session
+    })
+}
+
+/// The percentile `p` (0..=100) of `values`, in the same unit.
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let at = ((sorted.len() as f64 - 1.0) * p / 100.0).round() as usize;
+    sorted.get(at).copied().unwrap_or(0.0)
+}
+
+async fn verify(file: &Path) {
+    let out = tokio::process::Command::new(tickforge_tests::binary("tickforge-replay"))
+        .arg("verify")
+        .arg(file)
+        .output()
+        .await
+        .expect("tickforge-replay runs");
+    assert!(
+        out.status.success(),
+        "{} verifies: {}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn fetch(nats: &str, id: MatchId, out: &Path) {
+    let status = tokio::process::Command::new(tickforge_tests::binary("tickforge-replay"))
+        .args([
+            "fetch",
+            "--nats",
+            nats,
+            "--match",
+            &id.0.to_string(),
+            "--out",
+        ])
+        .arg(out)
+        .output()
+        .await
+        .expect("tickforge-replay runs");
+    assert!(
+        status.status.success(),
+        "match {id} is fetched from the stream: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+/// Every command acknowledged in a tick at or before `durable` (the stream had it) is in the
+/// replay `file`, as an event or a rejection of that player.
+fn assert_acked_are_recorded(file: &Path, player: u32, acked: &[(u32, u64)], durable: u64) {
+    let mut reader = tickforge_server::log::ReplayReader::open(file).expect("opens");
+    let mut recorded = std::collections::BTreeSet::new();
+    for t in reader.ticks().expect("ticks") {
+        let t = t.expect("a whole tick");
+        for e in &t.events {
+            if let Cause::Command { player: p, id } = e.cause
+                && p.0 == player
+            {
+                recorded.insert(id.0);
+            }
+        }
+        for r in &t.rejections {
+            if r.player.0 == player {
+                recorded.insert(r.id.0);
+            }
+        }
+    }
+    let lost: Vec<&(u32, u64)> = acked
+        .iter()
+        .filter(|(id, tick)| *tick <= durable && !recorded.contains(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "player {player}: commands acknowledged in ticks the stream had are missing: {lost:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_s_matches_continue_on_another_node() {
+    let kills: usize = std::env::var("TICKFORGE_CLUSTER_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let nats = NatsCluster::start(3).await;
+    let dirs: BTreeMap<&str, tempfile::TempDir> = [
+        ("a", tempfile::tempdir().expect("dir")),
+        ("b", tempfile::tempdir().expect("dir")),
+    ]
+    .into_iter()
+    .collect();
+    let mut nodes: BTreeMap<String, GameNode> = BTreeMap::new();
+    for name in ["a", "b"] {
+        nodes.insert(
+            name.into(),
+            start_node(name, &nats.urls(), dirs[name].path(), "2").await,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let fetched = tempfile::tempdir().expect("dir");
+    let mut failovers: Vec<f64> = Vec::new();
+    for round in 0..kills {
+        let urls: Shared<Vec<String>> = Arc::new(std::sync::Mutex::new(
+            nodes.values().map(|n| n.url.clone()).collect(),
+        ));
+        let any = urls.lock().expect("lock")[round % 2].clone();
+        let (id, owner) = create(&any, round as u64).await;
+        // The players join through the node that does not own the match.
+        let other = nodes
+            .keys()
+            .find(|n| **n != owner)
+            .expect("two nodes")
+            .clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut players = Vec::new();
+        for p in 0..2 {
+            let name = format!("r{round}p{p}");
+            let session = Session::join(&nodes[&other].url, &token(&name), Some(id), &name)
+                .await
+                .expect("joins");
+            let seen: Shared<Seen> = Arc::default();
+            let player = session.player().0;
+            players.push((
+                player,
+                seen.clone(),
+                play(session, urls.clone(), seen, stop.clone()),
+            ));
+        }
+        // Play a little, then kill the owner, knowing what the stream had acknowledged.
+        let owner_url = nodes[&owner].url.clone();
+        let mut durable = 0u64;
+        let play_for = Duration::from_millis(600 + (round as u64 * 137) % 700);
+        let until = Instant::now() + play_for;
+        while Instant::now() < until {
+            if let Some(info) = match_info(&owner_url, id).await {
+                durable = durable.max(info["stream_tick"].as_u64().unwrap_or(0));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let mut dead = nodes.remove(&owner).expect("the owner");
+        dead.child.kill().await.expect("kill -9");
+        let killed = Instant::now();
+        urls.lock().expect("lock").retain(|u| *u != dead.url);
+        let survivor = nodes.values().next().expect("a survivor");
+        // Failover: from the kill to the first tick the new owner runs.
+        let mut first_tick: Option<u64> = None;
+        let deadline = killed + Duration::from_secs(15);
+        let took = loop {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: match {id} continues on {} within 15 s",
+                survivor.name
+            );
+            if let Some(info) = match_info(&survivor.url, id).await
+                && info["node"] == survivor.name.as_str()
+                && info["state"] == "running"
+            {
+                let tick = info["tick"].as_u64().unwrap_or(0);
+                match first_tick {
+                    None => first_tick = Some(tick),
+                    Some(first) if tick > first => break killed.elapsed(),
+                    Some(_) => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        failovers.push(took.as_secs_f64());
+        assert!(
+            first_tick.unwrap_or(0) >= durable,
+            "round {round}: the new owner continues from tick {first_tick:?}, before tick {durable} the stream had acknowledged"
+        );
+        // The players resume on the survivor and play on.
+        for (player, seen, _) in &players {
+            let seen = seen.clone();
+            wait_until(
+                &format!("round {round}: player {player} resumes and plays 30 ticks"),
+                Duration::from_secs(20),
+                || {
+                    let seen = seen.clone();
+                    async move {
+                        let s = seen.lock().expect("lock");
+                        assert!(s.failures.is_empty(), "{:?}", s.failures);
+                        s.resumes >= 1 && s.ticks_after_resume >= 30
+                    }
+                },
+            )
+            .await;
+        }
+        // The killed node comes back (a new process on the same data directory).
+        let name = dead.name.clone();
+        drop(dead);
+        let back = start_node(&name, &nats.urls(), dirs[name.as_str()].path(), "2").await;
+        nodes.insert(name, back);
+        // The players leave; the empty match ends and closes its file.
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut acked = Vec::new();
+        for (player, seen, task) in players {
+            let session = task.await.expect("the player's task");
+            let _ = tokio::time::timeout(Duration::from_secs(5), session.leave()).await;
+            acked.push((player, seen.lock().expect("lock").acked.clone()));
+        }
+        let survivor = nodes
+            .values()
+            .find(|n| n.name != owner)
+            .expect("the survivor");
+        let survivor_url = survivor.url.clone();
+        wait_until(
+            &format!("round {round}: match {id} ends once empty"),
+            Duration::from_secs(15),
+            || {
+                let url = survivor_url.clone();
+                async move {
+                    match_info(&url, id)
+                        .await
+                        .is_some_and(|i| i["state"] == "ended")
+                }
+            },
+        )
+        .await;
+        // Its replay, from the stream and from the new owner's file, verifies, and holds every
+        // command acknowledged in a tick the stream had acknowledged before the kill.
+        let from_stream = fetched.path().join(format!("match-{}.tfr", id.0));
+        fetch(&nats.url(), id, &from_stream).await;
+        verify(&from_stream).await;
+        let local = dirs[survivor.name.as_str()]
+            .path()
+            .join("replays")
+            .join(format!("match-{:06}.tfr", id.0));
+        verify(&local).await;
+        for (player, acked) in &acked {
+            assert_acked_are_recorded(&from_stream, *player, acked, durable);
+        }
+        println!(
+            "round {round}: match {id} moved {owner} -> {}: {:.0} ms from the kill to the first tick, stream tick {durable} before it",
+            survivor.name,
+            took.as_secs_f64() * 1000.0
+        );
+    }
+    println!(
+        "failover over {} kills: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (lease 1500 ms, 60 Hz)",
+        failovers.len(),
+        percentile(&failovers, 50.0) * 1000.0,
+        percentile(&failovers, 99.0) * 1000.0,
+        percentile(&failovers, 100.0) * 1000.0
+    );
+}
