@@ -43,7 +43,15 @@ Examples:
   tickforge-server --listen 0.0.0.0:9000 --auth-secret \"$SECRET\" --fsync interval:50
   tickforge-server --config server.toml
   tickforge-server token --role spectator --name ops --auth-secret \"$SECRET\"
-  tickforge-server headless --game drift --players 8 --ticks 600"
+  tickforge-server headless --game drift --players 8 --ticks 600
+
+Running a cluster (NATS JetStream; README.md has the whole local example):
+  nats-server -p 4220 -n n0 -js -sd /tmp/nats/n0 --cluster_name tf --cluster nats://127.0.0.1:6220 \\
+    --routes nats://127.0.0.1:6220,nats://127.0.0.1:6221,nats://127.0.0.1:6222 &   # and n1, n2
+  tickforge-server --nats $NATS --nats-replicas 3 --auth-secret \"$SECRET\" --node a --listen 127.0.0.1:7001
+  tickforge-server --nats $NATS --nats-replicas 3 --auth-secret \"$SECRET\" --node b --listen 127.0.0.1:7002
+  tickforge-server --nats $NATS --auth-secret \"$SECRET\" --relay --listen 127.0.0.1:7000   # spectators
+  (NATS=nats://127.0.0.1:4220,nats://127.0.0.1:4221,nats://127.0.0.1:4222)"
 )]
 struct Cli {
     #[command(subcommand)]

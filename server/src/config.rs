@@ -169,6 +169,12 @@ pub struct ConfigArgs {
     /// another node takes the match over [default: 1500; 300..=60000]
     #[arg(long, env = "TICKFORGE_LEASE_MS")]
     pub lease_ms: Option<u64>,
+    /// Cluster mode: run as a spectator relay: no matches of its own; /spectate/ID, /matches
+    /// and the web viewer are served from the stream, so that game nodes do not pay for
+    /// spectators. Players who connect are sent to the match's node.
+    #[arg(long, env = "TICKFORGE_RELAY")]
+    #[serde(default)]
+    pub relay: bool,
     /// Log format on stderr: text or json [default: text]
     #[arg(long, env = "TICKFORGE_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -403,6 +409,7 @@ impl ConfigArgs {
                 $($f: self.$f.or(other.$f),)*
                 repair: self.repair || other.repair,
                 conformance_echo: self.conformance_echo || other.conformance_echo,
+                relay: self.relay || other.relay,
             } };
         }
         pick!(
@@ -518,6 +525,12 @@ impl ConfigArgs {
         let max_matches = ranged("--max-matches", self.max_matches, d.max_matches)?;
         let listen = self.listen.unwrap_or(d.listen);
         let node_given = self.node.is_some();
+        if self.relay && self.nats.is_none() {
+            return Err(invalid(
+                "--relay",
+                "a relay follows a cluster's stream: give --nats URL too",
+            ));
+        }
         let cluster = match self.nats {
             None => None,
             Some(url) => {
@@ -561,6 +574,7 @@ impl ConfigArgs {
                     advertise,
                     replicas: ranged("--nats-replicas", self.nats_replicas, 1)?,
                     lease: Duration::from_millis(ranged("--lease-ms", self.lease_ms, 1500)?),
+                    relay: self.relay,
                 })
             }
         };

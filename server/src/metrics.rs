@@ -66,6 +66,8 @@ pub struct Metrics {
     pub leases_lost: Counter,
     /// Cluster mode: matches this node took over from another.
     pub takeovers: Counter,
+    /// Relays: ticks a mirrored match is behind its owner, as the directory says.
+    pub relay_lag_ticks: Family<MatchLabel, Gauge>,
     tick_hdr: Mutex<hdrhistogram::Histogram<u64>>,
 }
 
@@ -113,6 +115,7 @@ impl Metrics {
             leases_held: Gauge::default(),
             leases_lost: Counter::default(),
             takeovers: Counter::default(),
+            relay_lag_ticks: Family::default(),
             tick_hdr: Mutex::new(
                 hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
                     .unwrap_or_else(|_| unreachable!("the bounds are valid")),
@@ -159,6 +162,11 @@ impl Metrics {
             "leases_lost",
             "Cluster mode: leases lost (taken by another node, or cut off from NATS)",
             m.leases_lost.clone(),
+        );
+        registry.register(
+            "relay_lag_ticks",
+            "Relays: ticks a mirrored match is behind its owner",
+            m.relay_lag_ticks.clone(),
         );
         registry.register(
             "takeovers",

@@ -22,6 +22,19 @@ pub struct NatsCluster {
     _dir: tempfile::TempDir,
 }
 
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        // A frozen server would not die of SIGKILL until it is let go on.
+        for node in &self.nodes {
+            if let Some(pid) = node.child.as_ref().and_then(tokio::process::Child::id) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-CONT", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
 /// A loopback port nobody listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -65,6 +78,35 @@ impl NatsCluster {
             .map(|n| format!("nats://127.0.0.1:{}", n.client_port))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Freeze server `i` (SIGSTOP): its clients and its routes hear nothing from it, as in a
+    /// network partition around it.
+    pub fn freeze(&self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    /// Let a frozen server go on (SIGCONT).
+    pub fn thaw(&self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+
+    fn signal(&self, i: usize, signal: &str) {
+        let pid = self.nodes[i]
+            .child
+            .as_ref()
+            .and_then(tokio::process::Child::id)
+            .expect("the server runs");
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// Server `i`'s client URL.
+    pub fn url_of(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[i].client_port)
     }
 
     /// The first server's client URL.

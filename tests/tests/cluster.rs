@@ -189,6 +189,8 @@ async fn matches_spread_over_the_nodes_and_players_are_redirected() {
 #[derive(Default, Debug)]
 struct Seen {
     acked: Vec<(u32, u64)>,
+    /// How the player's connections ended, as the client saw it.
+    closes: Vec<String>,
     resumes: u32,
     ticks_after_resume: u64,
     failures: Vec<String>,
@@ -227,7 +229,8 @@ fn play(
                     let _ = session.send(command).await;
                 }
                 Ok(Ok(_)) => {}
-                Ok(Err(_)) => {
+                Ok(Err(e)) => {
+                    seen.lock().expect("lock").closes.push(e.to_string());
                     // The node is gone or moved the match: resume, on whichever node answers.
                     let deadline = Instant::now() + Duration::from_secs(20);
                     let mut resumed = false;
@@ -502,4 +505,285 @@ async fn a_killed_node_s_matches_continue_on_another_node() {
         percentile(&failovers, 99.0) * 1000.0,
         percentile(&failovers, 100.0) * 1000.0
     );
+}
+
+/// What a spectator saw: every tick's seqs in order, and where Live and Ended came.
+#[derive(Default, Debug)]
+struct Watched {
+    seqs: Vec<u64>,
+    ticks: Vec<u64>,
+    live_at: Vec<usize>,
+    ended: Option<u64>,
+    error: Option<String>,
+}
+
+fn watch(url: String, id: MatchId, from: &str, format: &str) -> tokio::task::JoinHandle<Watched> {
+    let path = format!(
+        "ws://{}/spectate/{}?from={from}&format={format}",
+        tickforge_tests::authority(&url),
+        id.0
+    );
+    tokio::spawn(async move {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let token = Authority::new(Some(SECRET), Duration::from_secs(3600))
+            .issue(Role::Spectator, "watcher", now)
+            .0;
+        let mut w = Watched::default();
+        let mut conn = match tickforge_client::Connection::open(&path, &token).await {
+            Ok(c) => c,
+            Err(e) => {
+                w.error = Some(e.to_string());
+                return w;
+            }
+        };
+        loop {
+            match tokio::time::timeout(Duration::from_secs(60), conn.recv_spectator()).await {
+                Ok(Ok(tickforge_protocol::SpectatorMessage::Tick { tick, events, .. })) => {
+                    w.ticks.push(tick.0);
+                    w.seqs.extend(events.iter().map(|e| e.seq.0));
+                }
+                Ok(Ok(tickforge_protocol::SpectatorMessage::Live { .. })) => {
+                    w.live_at.push(w.seqs.len())
+                }
+                Ok(Ok(tickforge_protocol::SpectatorMessage::Ended { last_seq })) => {
+                    w.ended = Some(last_seq.0);
+                    return w;
+                }
+                Ok(Err(e)) => {
+                    w.error = Some(e.to_string());
+                    return w;
+                }
+                Err(_) => {
+                    w.error = Some("nothing for 60 s".into());
+                    return w;
+                }
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_serves_every_seq_across_a_failover() {
+    let nats = NatsCluster::start(3).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let mut nodes: BTreeMap<String, GameNode> = BTreeMap::new();
+    for (i, name) in ["a", "b"].into_iter().enumerate() {
+        nodes.insert(
+            name.into(),
+            start_node(name, &nats.urls(), dirs[i].path(), "2").await,
+        );
+    }
+    let (_relay, relay_url) = tickforge_tests::start_binary(
+        dirs[2].path(),
+        &[
+            "--relay",
+            "--nats",
+            &nats.urls(),
+            "--auth-secret",
+            SECRET,
+            "--node",
+            "relay",
+        ],
+    )
+    .await;
+    let relay_url = relay_url.replace("ws://", "http://");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (id, owner) = create(&nodes["a"].url, 77).await;
+    let other = nodes
+        .keys()
+        .find(|n| **n != owner)
+        .expect("two nodes")
+        .clone();
+    let urls: Shared<Vec<String>> = Arc::new(std::sync::Mutex::new(
+        nodes.values().map(|n| n.url.clone()).collect(),
+    ));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut players = Vec::new();
+    for p in 0..2 {
+        let name = format!("w{p}");
+        let session = Session::join(&nodes[&other].url, &token(&name), Some(id), &name)
+            .await
+            .expect("joins");
+        let seen: Shared<Seen> = Arc::default();
+        players.push((
+            seen.clone(),
+            play(session, urls.clone(), seen, stop.clone()),
+        ));
+    }
+    // One spectator from the first event in JSON, one from live in MessagePack, both on the
+    // relay; a relay runs no match itself, and places those asked of it on a game node.
+    let from_start = watch(relay_url.clone(), id, "0", "json");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let from_live = watch(relay_url.clone(), id, "live", "msgpack");
+    let placed = tickforge_client::create_match(&relay_url, &token("x"), "arena", None, None)
+        .await
+        .expect("POST /matches on a relay");
+    assert!(
+        placed["node"] == "a" || placed["node"] == "b",
+        "a relay places new matches on a game node: {placed}"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut dead = nodes.remove(&owner).expect("owner");
+    dead.child.kill().await.expect("kill -9");
+    urls.lock().expect("lock").retain(|u| *u != dead.url);
+    for (seen, _) in &players {
+        let seen = seen.clone();
+        wait_until(
+            "the players resume on the other node",
+            Duration::from_secs(20),
+            || {
+                let seen = seen.clone();
+                async move {
+                    let s = seen.lock().expect("lock");
+                    s.resumes >= 1 && s.ticks_after_resume >= 40
+                }
+            },
+        )
+        .await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for (_, task) in players {
+        let session = task.await.expect("the player's task");
+        let _ = tokio::time::timeout(Duration::from_secs(5), session.leave()).await;
+    }
+    let watched = [
+        from_start.await.expect("the spectator's task"),
+        from_live.await.expect("the spectator's task"),
+    ];
+    let file = tempfile::tempdir().expect("dir");
+    let fetched = file.path().join("m.tfr");
+    fetch(&nats.url(), id, &fetched).await;
+    let last_seq = tickforge_server::log::ReplayReader::open(&fetched)
+        .expect("opens")
+        .index()
+        .last_seq
+        .0;
+    for (which, w) in ["from 0 (json)", "from live (msgpack)"]
+        .iter()
+        .zip(&watched)
+    {
+        assert_eq!(w.error, None, "spectator {which}: {w:?}");
+        assert_eq!(
+            w.ended,
+            Some(last_seq),
+            "spectator {which} is told the match ended at its last seq"
+        );
+        let first = *w.seqs.first().expect("some events");
+        if *which == "from 0 (json)" {
+            assert_eq!(first, 1, "spectator {which} starts at seq 1");
+        }
+        let expected: Vec<u64> = (first..=last_seq).collect();
+        assert_eq!(
+            w.seqs, expected,
+            "spectator {which}: every seq once, in order"
+        );
+        assert!(
+            w.ticks.windows(2).all(|t| t[1] == t[0] + 1),
+            "spectator {which}: ticks one by one"
+        );
+        assert_eq!(
+            w.live_at.len(),
+            1,
+            "spectator {which} is told once that it is live"
+        );
+    }
+    drop(dead);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_cluster_stops_its_match_and_the_other_side_takes_it() {
+    let nats = NatsCluster::start(3).await;
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    // Node a talks to NATS server 0 only; node b to servers 1 and 2.
+    let a = start_node("a", &nats.url_of(0), da.path(), "60").await;
+    let b_nats = format!("{},{}", nats.url_of(1), nats.url_of(2));
+    let b = start_node("b", &b_nats, db.path(), "60").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (id, owner) = create(&a.url, 5).await;
+    assert_eq!(
+        owner, "a",
+        "with equal room, a match is placed on the node asked"
+    );
+    let urls: Shared<Vec<String>> = Arc::new(std::sync::Mutex::new(vec![b.url.clone()]));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut players = Vec::new();
+    for p in 0..2 {
+        let name = format!("q{p}");
+        let session = Session::join(&b.url, &token(&name), Some(id), &name)
+            .await
+            .expect("joins through b's redirect");
+        let seen: Shared<Seen> = Arc::default();
+        players.push((
+            seen.clone(),
+            play(session, urls.clone(), seen, stop.clone()),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Cut a off: its NATS server stops answering anyone, its routes included.
+    nats.freeze(0);
+    for (seen, _) in &players {
+        let seen = seen.clone();
+        wait_until(
+            "the cut-off node closes its players, who resume on b",
+            Duration::from_secs(30),
+            || {
+                let seen = seen.clone();
+                async move {
+                    let s = seen.lock().expect("lock");
+                    s.resumes >= 1 && s.ticks_after_resume >= 30
+                }
+            },
+        )
+        .await;
+        let s = seen.lock().expect("lock");
+        assert!(
+            s.closes
+                .iter()
+                .any(|c| c.contains("4011") && c.contains("cut off from the cluster")),
+            "the player was told why: {:?}",
+            s.closes
+        );
+    }
+    let info = match_info(&b.url, id).await.expect("b lists the match");
+    assert_eq!(info["node"], "b");
+    assert_eq!(info["state"], "running");
+    // a comes back: it knows it lost the match and appends nothing more.
+    nats.thaw(0);
+    let a_url = a.url.clone();
+    wait_until(
+        "a counts the lease it lost",
+        Duration::from_secs(10),
+        || {
+            let url = a_url.clone();
+            async move {
+                let Ok((200, body)) =
+                    tickforge_client::http::request(&url, "GET", "/metrics", None, None).await
+                else {
+                    return false;
+                };
+                String::from_utf8_lossy(&body)
+                    .lines()
+                    .any(|l| l.starts_with("tickforge_leases_lost_total") && !l.ends_with(" 0"))
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for (_, task) in players {
+        let session = task.await.expect("the player's task");
+        let _ = tokio::time::timeout(Duration::from_secs(5), session.leave()).await;
+    }
+    // The stream holds one match, tick after tick, whichever node wrote it.
+    let dir = tempfile::tempdir().expect("dir");
+    let fetched = dir.path().join("m.tfr");
+    fetch(&nats.url_of(1), id, &fetched).await;
+    verify(&fetched).await;
+    drop((a.child, b.child));
 }

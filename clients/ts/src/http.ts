@@ -40,7 +40,8 @@ export async function guestToken(url: string, options: { name?: string; role?: "
 export interface MatchInfo {
   id: MatchId;
   game: string;
-  state: "running" | "ended" | "stopped";
+  /** In a cluster also "moving" (being taken over) and "moved" (this node lost it). */
+  state: "running" | "ended" | "stopped" | "moving" | "moved";
   players: number;
   max_players: number;
   spectators: number;
@@ -57,6 +58,10 @@ export interface MatchInfo {
   stopped_reason: string | null;
   end_reason: string | null;
   config: GameConfig;
+  /** Cluster mode: the node that runs the match. */
+  node?: string;
+  /** Cluster mode: the last tick the event stream has acknowledged. */
+  stream_tick?: number;
 }
 
 /** What POST /matches takes. `bots` (development servers only) fills the match with the server's bots. */

@@ -14,7 +14,7 @@ export * from "./generated/protocol.js";
 export { Channel, OverflowError } from "./channel.js";
 export { HttpError, createMatch, guestToken, listMatches, matchSnapshot, type MatchInfo, type MatchSpec } from "./http.js";
 export { DecodeError, decode, encode, type Value } from "./msgpack.js";
-export { Session, type Outcome, type SessionMessage, type SessionOptions, type TickUpdate } from "./session.js";
+export { MAX_REDIRECTS, Session, redirectOf, type Outcome, type SessionMessage, type SessionOptions, type TickUpdate } from "./session.js";
 export { ConnectError, type Closed, type WebSocketConstructor, type WebSocketLike } from "./socket.js";
 export { FeedError, Spectator, type SpectatorEvent, type SpectatorOptions } from "./spectator.js";
 export { convert, toWire, variant, type Form, type VariantOf } from "./wire.js";

@@ -46,6 +46,24 @@ export interface SessionOptions {
   maxFrameBytes?: number;
   /** How long to wait for each answer of the handshake, in ms (default 10000). */
   timeoutMs?: number;
+  /**
+   * Cluster mode: other nodes of the cluster (http:// or ws://). A resume that cannot reach
+   * the session's node tries them in turn; a node that does not run the match redirects.
+   */
+  nodes?: string[];
+}
+
+/** Redirects a join or a resume follows before giving up. */
+export const MAX_REDIRECTS = 3;
+
+/**
+ * A cluster node's answer that the match runs on another node (close 4011 with the reason
+ * `match ID is on URL`, PROTOCOL.md section 20): the match and that node's URL.
+ */
+export function redirectOf(e: unknown): { matchId: MatchId; url: string } | null {
+  if (!(e instanceof ConnectError) || e.code !== 4011) return null;
+  const m = /^match m?(\d+) is on (wss?:\/\/\S+)$/.exec(e.reason);
+  return m ? { matchId: Number(m[1]), url: m[2]! } : null;
 }
 
 /** One tick as this player saw it: the answers to their commands, and what changed. */
@@ -106,7 +124,8 @@ export class Session {
   private readonly options: Required<Omit<SessionOptions, "WebSocket">> & { WebSocket: WebSocketConstructor };
 
   private constructor(
-    readonly url: string,
+    /** The node the session talks to (in a cluster, the one its redirects led to). */
+    public url: string,
     options: SessionOptions,
   ) {
     this.options = {
@@ -118,6 +137,7 @@ export class Session {
       maxQueued: 4096,
       maxFrameBytes: 8 << 20,
       timeoutMs: 10_000,
+      nodes: [],
       ...options,
       WebSocket: defaultWebSocket(options.WebSocket),
     };
@@ -136,16 +156,26 @@ export class Session {
     return s;
   }
 
-  /** Connect and join: match `matchId`, or quick-join the first open match when it is null or left out. */
+  /**
+   * Connect and join: match `matchId`, or quick-join the first open match when it is null or
+   * left out. In a cluster, a node that does not run the match redirects (4011): the session
+   * follows, at most MAX_REDIRECTS times.
+   */
   static async join(url: string, options: SessionOptions & { matchId?: MatchId | null; name?: string }): Promise<Session> {
-    const s = await Session.connect(url, options);
-    try {
-      await s.join(options.matchId ?? null, options.name ?? "");
-    } catch (e) {
-      s.detach();
-      throw e;
+    let matchId = options.matchId ?? null;
+    for (let hop = 0; ; hop++) {
+      const s = await Session.connect(url, options);
+      try {
+        await s.join(matchId, options.name ?? "");
+        return s;
+      } catch (e) {
+        s.detach();
+        const there = redirectOf(e);
+        if (!there || hop >= MAX_REDIRECTS) throw e;
+        url = there.url;
+        matchId = there.matchId;
+      }
     }
-    return s;
   }
 
   private async hello(): Promise<void> {
@@ -280,11 +310,20 @@ export class Session {
     if (!this.world || !this.resumeToken) throw new Error("nothing to resume: the session never joined");
     if (this.state === "closed") throw new Error("the session is closed");
     this.state = "resuming";
-    this.detach();
-    await this.hello();
-    if (this.state !== "resuming") return this.detach();
-    this.write({ resume: { token: this.resumeToken, last_tick: this.world.tick, last_seq: this.world.seq } });
-    await this.expect("resumed");
+    for (let hop = 0; ; hop++) {
+      this.detach();
+      try {
+        await this.hello();
+        if (this.state !== "resuming") return this.detach();
+        this.write({ resume: { token: this.resumeToken, last_tick: this.world.tick, last_seq: this.world.seq } });
+        await this.expect("resumed");
+        break;
+      } catch (e) {
+        const there = redirectOf(e);
+        if (!there || hop >= MAX_REDIRECTS || this.state !== "resuming") throw e;
+        this.url = there.url;
+      }
+    }
     if (this.state !== "resuming") return this.detach();
     this.resumes += 1;
     this.state = "joined";
@@ -442,6 +481,9 @@ export class Session {
         await this.resume();
       } catch (e) {
         if (this.state !== "resuming") return;
+        // This node is gone or the match is moving: the next attempt goes to the next node.
+        const nodes = [...new Set([this.url, ...this.options.nodes])];
+        if (nodes.length > 1) this.url = nodes[1]!;
         const final = e instanceof ConnectError && FINAL_CODES.has(e.code);
         if (final || n >= 5) {
           this.detach();

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Session, convert, decode, encode, toWire, type ClientMessage, type ServerMessage, type SessionMessage, type WebSocketLike } from "../src/index.js";
+import { Session, redirectOf, ConnectError, convert, decode, encode, toWire, type ClientMessage, type ServerMessage, type SessionMessage, type WebSocketLike } from "../src/index.js";
 
 const doc = readFileSync(fileURLToPath(new URL("../../../../docs/PROTOCOL.md", import.meta.url)), "utf8");
 const frame = (name: string) => {
@@ -139,4 +139,44 @@ test("closing while a resume waits stops it: no socket is opened afterwards", as
   assert.ok(seen.some((m) => "closed" in m), "the session reports its end");
   assert.equal(session.isOpen, false);
   assert.throws(() => session.drift(1, 1), /closed/);
+});
+
+test("a cluster node that does not run the match redirects a join and a resume; the session follows", async () => {
+  FakeSocket.all = [];
+  const joining = Session.join("http://a.test", { token: "t", WebSocket: FakeSocket, matchId: 7, name: "ana" });
+  await until("a socket", () => FakeSocket.all.length === 1 && FakeSocket.all[0]!.sent.length === 1);
+  const a = FakeSocket.all[0]!;
+  a.deliver({ welcome: { protocol: 2, server: "a" } });
+  await until("Join", () => a.sent.length === 2);
+  a.deliver({ error: { code: 4011, reason: "match 7 is on ws://b.test:7001/play" } });
+  a.close(4011, "match 7 is on ws://b.test:7001/play");
+  await until("a socket to b", () => FakeSocket.all.length === 2 && FakeSocket.all[1]!.sent.length === 1);
+  const b = FakeSocket.all[1]!;
+  assert.match(b.url, /^ws:\/\/b\.test:7001\/play\?token=t$/);
+  b.deliver({ welcome: { protocol: 2, server: "b" } });
+  await until("Join on b", () => b.sent.length === 2);
+  assert.deepEqual(b.sent[1], { join: { match_id: 7, name: "ana" } });
+  b.deliver(joined);
+  const session = await joining;
+  assert.equal(session.url, "ws://b.test:7001/play");
+
+  // b goes away; the session resumes through the other node it was given, which redirects.
+  b.close(1006, "");
+  await until("a resume socket", () => FakeSocket.all.length === 3 && FakeSocket.all[2]!.sent.length === 1);
+  const again = FakeSocket.all[2]!;
+  again.deliver({ welcome: { protocol: 2, server: "b" } });
+  await until("Resume", () => again.sent.length === 2);
+  again.deliver({ error: { code: 4011, reason: "match 7 is on ws://c.test:7002/play" } });
+  again.close(4011, "match 7 is on ws://c.test:7002/play");
+  await until("a socket to c", () => FakeSocket.all.length === 4 && FakeSocket.all[3]!.sent.length === 1);
+  const c = FakeSocket.all[3]!;
+  assert.match(c.url, /^ws:\/\/c\.test:7002\/play/);
+  c.deliver({ welcome: { protocol: 2, server: "c" } });
+  await until("Resume on c", () => c.sent.length === 2);
+  assert.deepEqual(c.sent[1], { resume: { token: "m7.resume", last_tick: 120, last_seq: 39 } });
+  c.deliver({ resumed: { match_id: 7, player: 1, entity: 2, from_seq: 39 } });
+  await until("resumed", () => session.resumes === 1);
+  assert.equal(session.url, "ws://c.test:7002/play");
+  assert.equal(redirectOf(new ConnectError(4011, "match 7 is moving to another node; reconnect in a moment and resume")), null);
+  session.close();
 });

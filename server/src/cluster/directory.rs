@@ -77,7 +77,14 @@ pub struct CreateRequest {
 impl Cluster {
     /// Run the node's part of the cluster until `shutdown`: watch the directory, answer
     /// other nodes' requests to create matches, renew leases, take over lapsed ones.
+    ///
+    /// A relay only watches the directory: it owns no match, takes none over, and is not a
+    /// place for new ones.
     pub async fn run(self: Arc<Self>, registry: Arc<Registry>, shutdown: CancellationToken) {
+        if self.config.relay {
+            self.watch(shutdown).await;
+            return;
+        }
         tokio::spawn(self.clone().watch(shutdown.clone()));
         tokio::spawn(
             self.clone()
@@ -148,15 +155,20 @@ impl Cluster {
             running: running as u32,
             max_matches: registry.config().max_matches as u32,
         };
-        if let Ok(json) = serde_json::to_vec(&node)
-            && let Err(e) = self
+        if let Ok(json) = serde_json::to_vec(&node) {
+            let put = self
                 .directory
-                .put(format!("node.{}", self.config.node), json.into())
-                .await
-        {
-            tracing::warn!(error = %e, "writing this node's directory entry failed");
+                .put(format!("node.{}", self.config.node), json.into());
+            match tokio::time::timeout(self.config.renew_every(), put).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "writing this node's directory entry failed")
+                }
+                Err(_) => tracing::warn!("writing this node's directory entry got no answer"),
+            }
         }
         let (infos, _) = registry.list(ListState::All, None, usize::MAX);
+        let mut due = Vec::new();
         for info in infos {
             let held = self.leases.lock().get(&info.id).cloned();
             match info.state {
@@ -169,7 +181,18 @@ impl Cluster {
                 _ if held.is_none() => continue,
                 _ => {}
             }
-            let written = self.write_entry(&info, held.as_ref()).await;
+            due.push((info, held));
+        }
+        // Every lease at once, each bounded by a round: a cut-off node finds out in time for
+        // all of its matches, not one timeout after another.
+        let limit = self.config.renew_every();
+        let writes = due.into_iter().map(|(info, held)| async move {
+            let written = tokio::time::timeout(limit, self.write_entry(&info, held.as_ref()))
+                .await
+                .unwrap_or_else(|_| Err((false, "no answer within a renewal round".into())));
+            (info, held, written)
+        });
+        for (info, held, written) in futures_util::future::join_all(writes).await {
             let finished = info.state != MatchState::Running;
             match written {
                 Ok(revision) if !finished => {
@@ -458,6 +481,14 @@ impl Cluster {
             url: self.config.advertise.clone(),
             running: here_running as u32,
             max_matches: here_max as u32,
+        };
+        let here = NodeEntry {
+            max_matches: if self.config.relay {
+                0
+            } else {
+                here.max_matches
+            },
+            ..here
         };
         let room = |n: &NodeEntry| i64::from(n.max_matches) - i64::from(n.running);
         let view = self.view.read();

@@ -11,6 +11,8 @@
 //!   node, state and players). The owner renews its matches' entries as their lease; a node
 //!   that sees a lease lapse takes the match over.
 //! - [`takeover`]: reads a match's records back from the stream, for a takeover or an export.
+//! - [`relay`]: spectator relays, which mirror matches from the stream and serve their
+//!   spectators with the game nodes' own spectator code.
 //!
 //! The embedded default has none of this: one process, replay files, no broker.
 
@@ -23,6 +25,7 @@
 pub mod directory;
 pub mod publish;
 pub mod records;
+pub mod relay;
 pub mod takeover;
 
 use std::collections::BTreeMap;
@@ -64,6 +67,8 @@ pub struct ClusterConfig {
     /// the match over. The owner renews five times per lease, and stops its matches itself
     /// when it could not renew for four fifths of one.
     pub lease: Duration,
+    /// A spectator relay: no matches of its own; serves spectators from the stream.
+    pub relay: bool,
 }
 
 impl ClusterConfig {
@@ -158,6 +163,8 @@ pub struct Cluster {
     marks: Mutex<BTreeMap<MatchId, StreamMark>>,
     /// Matches this node is taking over now.
     taking: Mutex<std::collections::BTreeSet<MatchId>>,
+    /// Held while a relay starts a mirror, so that two spectators start one.
+    mirror_lock: tokio::sync::Mutex<()>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -233,6 +240,7 @@ impl Cluster {
             leases: Mutex::new(BTreeMap::new()),
             marks: Mutex::new(BTreeMap::new()),
             taking: Mutex::new(Default::default()),
+            mirror_lock: tokio::sync::Mutex::new(()),
             metrics,
         }))
     }

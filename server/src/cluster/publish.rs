@@ -160,7 +160,15 @@ impl Publisher {
                     .await?
                     .await
             };
-            match attempt.await {
+            // An attempt is bounded by a renewal round, so that a node cut off from the stream
+            // knows it within a lease; a resend of a message that did land is stored once.
+            let attempt = tokio::time::timeout(self.cluster.config.renew_every(), attempt);
+            let answer = attempt.await.unwrap_or_else(|_| {
+                Err(async_nats::jetstream::context::PublishError::new(
+                    PublishErrorKind::TimedOut,
+                ))
+            });
+            match answer {
                 Ok(ack) => {
                     self.last = ack.sequence;
                     let took = started.elapsed();

@@ -426,6 +426,8 @@ pub struct Registry {
     create_lock: tokio::sync::Mutex<()>,
     /// Set once in cluster mode: match ids, resume-token keys and placement come from it.
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// A relay's mirrors of matches running elsewhere, for its spectators.
+    mirrors: RwLock<BTreeMap<MatchId, Arc<MatchShared>>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -466,6 +468,7 @@ impl Registry {
             next_id: AtomicU64::new(highest + 1),
             create_lock: tokio::sync::Mutex::new(()),
             cluster: std::sync::OnceLock::new(),
+            mirrors: RwLock::new(BTreeMap::new()),
             shutdown,
             tasks,
         }
@@ -569,6 +572,9 @@ impl Registry {
     ) -> Result<MatchHandle, CreateError> {
         if self.shutdown.is_cancelled() {
             return Err(CreateError::ShuttingDown);
+        }
+        if self.cluster.get().is_some_and(|c| c.config().relay) {
+            return Err(CreateError::Relay);
         }
         let running = self
             .book
@@ -709,14 +715,30 @@ impl Registry {
         self.running(id).is_some()
     }
 
-    /// The shared state of a match whose task has not finished; `None` once it has (its
-    /// replay file holds everything).
+    /// The shared state of a match whose task has not finished (or, on a relay, of a match
+    /// it mirrors); `None` once it has (its replay file holds everything).
     pub fn shared(&self, id: MatchId) -> Option<Arc<MatchShared>> {
         self.book
             .live
             .read()
             .get(&id)
             .map(|l| l.handle.shared.clone())
+            .or_else(|| self.mirrors.read().get(&id).cloned())
+    }
+
+    /// The log writer service every match's file (and a relay's mirror) is written by.
+    pub fn log_service(&self) -> &LogService {
+        &self.log
+    }
+
+    /// A relay's mirror of a match, for its spectators.
+    pub fn add_mirror(&self, shared: Arc<MatchShared>) {
+        self.mirrors.write().insert(shared.id, shared);
+    }
+
+    /// The mirror has finished: its spectators go on from its file.
+    pub fn remove_mirror(&self, id: MatchId) {
+        self.mirrors.write().remove(&id);
     }
 
     /// Whether match `id` existed and has finished (it is listed, or its replay file is there).
@@ -977,6 +999,8 @@ pub enum CreateError {
     Adopt(String),
     #[error("the cluster could not be reached: {0}")]
     Cluster(String),
+    #[error("this node is a spectator relay: matches are created and played on game nodes")]
+    Relay,
 }
 
 /// `match-000042.tfr`

@@ -290,6 +290,19 @@ impl SpectatorTick {
         }
     }
 
+    /// A tick read back from a match's records (a relay's mirror): `seq_before` is the last
+    /// seq before it.
+    pub fn from_batch(records: Arc<crate::log::TickBatch>, seq_before: Seq) -> SpectatorTick {
+        SpectatorTick {
+            tick: records.tick,
+            seq_before,
+            last_seq: records.events.last().map_or(seq_before, |e| e.seq),
+            records,
+            msgpack: std::sync::OnceLock::new(),
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The tick's frames in one format: encoded the first time anyone asks, then shared.
     pub fn encoded(&self, json: bool, metrics: &Metrics) -> &EncodedTick {
         let cell = if json { &self.json } else { &self.msgpack };

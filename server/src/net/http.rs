@@ -383,7 +383,7 @@ async fn route(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Resp
         (&Method::GET, ["echo"]) if state.config.conformance_echo => upgrade_echo(req, conn, state),
         (&Method::GET, ["spectate", id]) => {
             let id = id.to_string();
-            upgrade_spectator(req, &id, conn, state)
+            upgrade_spectator(req, &id, conn, state).await
         }
         (
             _,
@@ -604,6 +604,7 @@ async fn create_match(
         Err(e @ CreateError::CreatorLimit { .. }) => {
             error(StatusCode::TOO_MANY_REQUESTS, "too_many_matches", e)
         }
+        Err(e @ CreateError::Relay) => error(StatusCode::CONFLICT, "relay", e),
         Err(e @ (CreateError::TooMany(_) | CreateError::ShuttingDown)) => {
             error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e)
         }
@@ -1096,7 +1097,7 @@ fn upgrade_player(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> R
     })
 }
 
-fn upgrade_spectator(
+async fn upgrade_spectator(
     req: Request<Incoming>,
     id: &str,
     conn: Conn,
@@ -1117,6 +1118,21 @@ fn upgrade_spectator(
         Ok(found) => found,
         Err(response) => return *response,
     };
+    // A relay follows the match from the stream (its first spectator starts the mirror).
+    if let Some(cluster) = state.registry.cluster()
+        && cluster.config().relay
+        && state.registry.shared(id).is_none()
+        && !path.exists()
+        && let Err(e) = cluster.mirror(&state.registry, id).await
+    {
+        return failure(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stream_unavailable",
+            "the match could not be followed from the event stream",
+            e,
+        );
+    }
     let source = match state.registry.shared(id) {
         Some(shared) => Source {
             path: shared.replay_path.clone(),

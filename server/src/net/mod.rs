@@ -224,7 +224,9 @@ impl Server {
             Some(cc) => {
                 let secret = config.auth_secret.as_deref().unwrap_or_default();
                 let cluster = Cluster::connect(cc.clone(), secret, metrics.clone()).await?;
-                sinks.push(cluster.sink_factory());
+                if !cc.relay {
+                    sinks.push(cluster.sink_factory());
+                }
                 tracing::info!(node = %cc.node, nats = %cc.nats_url, "cluster mode");
                 Some(cluster)
             }

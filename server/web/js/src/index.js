@@ -13,7 +13,7 @@ export * from "./generated/protocol.js";
 export { Channel, OverflowError } from "./channel.js";
 export { HttpError, createMatch, guestToken, listMatches, matchSnapshot } from "./http.js";
 export { DecodeError, decode, encode } from "./msgpack.js";
-export { Session } from "./session.js";
+export { MAX_REDIRECTS, Session, redirectOf } from "./session.js";
 export { ConnectError } from "./socket.js";
 export { FeedError, Spectator } from "./spectator.js";
 export { convert, toWire, variant } from "./wire.js";

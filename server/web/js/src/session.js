@@ -9,6 +9,18 @@ import { DecodeError, decode, encode } from "./msgpack.js";
 import { ConnectError, defaultWebSocket, open, wsUrl } from "./socket.js";
 import { convert, toWire } from "./wire.js";
 import { World, isTickFrame, readTickFrame } from "./world.js";
+/** Redirects a join or a resume follows before giving up. */
+export const MAX_REDIRECTS = 3;
+/**
+ * A cluster node's answer that the match runs on another node (close 4011 with the reason
+ * `match ID is on URL`, PROTOCOL.md section 20): the match and that node's URL.
+ */
+export function redirectOf(e) {
+    if (!(e instanceof ConnectError) || e.code !== 4011)
+        return null;
+    const m = /^match m?(\d+) is on (wss?:\/\/\S+)$/.exec(e.reason);
+    return m ? { matchId: Number(m[1]), url: m[2] } : null;
+}
 const FINAL_CODES = new Set([1000, 1001, 1008, 4000, 4001, 4006, 4007, 4008, 4009, 4010]);
 /** The player's side of one match. */
 export class Session {
@@ -38,7 +50,9 @@ export class Session {
     closedWith = null;
     resumeTimer = null;
     options;
-    constructor(url, options) {
+    constructor(
+    /** The node the session talks to (in a cluster, the one its redirects led to). */
+    url, options) {
         this.url = url;
         this.options = {
             protocol: PROTOCOL_VERSION,
@@ -49,6 +63,7 @@ export class Session {
             maxQueued: 4096,
             maxFrameBytes: 8 << 20,
             timeoutMs: 10_000,
+            nodes: [],
             ...options,
             WebSocket: defaultWebSocket(options.WebSocket),
         };
@@ -66,17 +81,28 @@ export class Session {
         }
         return s;
     }
-    /** Connect and join: match `matchId`, or quick-join the first open match when it is null or left out. */
+    /**
+     * Connect and join: match `matchId`, or quick-join the first open match when it is null or
+     * left out. In a cluster, a node that does not run the match redirects (4011): the session
+     * follows, at most MAX_REDIRECTS times.
+     */
     static async join(url, options) {
-        const s = await Session.connect(url, options);
-        try {
-            await s.join(options.matchId ?? null, options.name ?? "");
+        let matchId = options.matchId ?? null;
+        for (let hop = 0;; hop++) {
+            const s = await Session.connect(url, options);
+            try {
+                await s.join(matchId, options.name ?? "");
+                return s;
+            }
+            catch (e) {
+                s.detach();
+                const there = redirectOf(e);
+                if (!there || hop >= MAX_REDIRECTS)
+                    throw e;
+                url = there.url;
+                matchId = there.matchId;
+            }
         }
-        catch (e) {
-            s.detach();
-            throw e;
-        }
-        return s;
     }
     async hello() {
         this.ws = await open(this.options.WebSocket, wsUrl(this.url, "/play", { token: this.options.token }), (d) => this.onFrame(d), (c) => this.onClose(c));
@@ -198,12 +224,23 @@ export class Session {
         if (this.state === "closed")
             throw new Error("the session is closed");
         this.state = "resuming";
-        this.detach();
-        await this.hello();
-        if (this.state !== "resuming")
-            return this.detach();
-        this.write({ resume: { token: this.resumeToken, last_tick: this.world.tick, last_seq: this.world.seq } });
-        await this.expect("resumed");
+        for (let hop = 0;; hop++) {
+            this.detach();
+            try {
+                await this.hello();
+                if (this.state !== "resuming")
+                    return this.detach();
+                this.write({ resume: { token: this.resumeToken, last_tick: this.world.tick, last_seq: this.world.seq } });
+                await this.expect("resumed");
+                break;
+            }
+            catch (e) {
+                const there = redirectOf(e);
+                if (!there || hop >= MAX_REDIRECTS || this.state !== "resuming")
+                    throw e;
+                this.url = there.url;
+            }
+        }
         if (this.state !== "resuming")
             return this.detach();
         this.resumes += 1;
@@ -380,6 +417,10 @@ export class Session {
             catch (e) {
                 if (this.state !== "resuming")
                     return;
+                // This node is gone or the match is moving: the next attempt goes to the next node.
+                const nodes = [...new Set([this.url, ...this.options.nodes])];
+                if (nodes.length > 1)
+                    this.url = nodes[1];
                 const final = e instanceof ConnectError && FINAL_CODES.has(e.code);
                 if (final || n >= 5) {
                     this.detach();
