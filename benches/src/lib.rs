@@ -183,3 +183,113 @@ pub fn start_pinned_server(
     }
     Ok(child)
 }
+
+/// A process's CPU time so far (utime + stime from `/proc/PID/stat`), in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// A metric's value from a server's `/metrics` (the first line that starts with `name `).
+pub async fn metric(url: &str, name: &str) -> anyhow::Result<f64> {
+    use anyhow::Context;
+    let (_, page) = tickforge_client::http::request(url, "GET", "/metrics", None, None).await?;
+    let page = String::from_utf8_lossy(&page);
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no {name} on /metrics"))
+}
+
+/// The cumulative buckets of histogram `name` on a `/metrics` page: (upper bound, count).
+pub async fn histogram(url: &str, name: &str) -> anyhow::Result<Vec<(f64, f64)>> {
+    let (_, page) = tickforge_client::http::request(url, "GET", "/metrics", None, None).await?;
+    let page = String::from_utf8_lossy(&page);
+    let prefix = format!("{name}_bucket{{le=\"");
+    Ok(page
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect())
+}
+
+/// The `q` quantile (0..1) of the observations between two readings of a histogram's buckets,
+/// interpolated within its bucket as Prometheus' `histogram_quantile` does.
+pub fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
+    let counts: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, n)| {
+            let was = before
+                .iter()
+                .find(|(l, _)| l == le)
+                .map_or(0.0, |(_, n)| *n);
+            (*le, n - was)
+        })
+        .collect();
+    let total = counts.last().map_or(0.0, |(_, n)| *n);
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for (le, n) in counts {
+        if n >= rank {
+            if le.is_infinite() {
+                return lower.0;
+            }
+            let within = (rank - lower.1) / (n - lower.1).max(1e-9);
+            return lower.0 + (le - lower.0) * within;
+        }
+        lower = (le, n);
+    }
+    lower.0
+}
+
+/// Spectators that only count: `n` connections to `url` (a `ws://…/spectate/ID?…` URL with its
+/// token), each adding every frame it receives to the returned counter. Abort the tasks to
+/// close them.
+pub async fn counting_spectators(
+    url: &str,
+    n: usize,
+) -> anyhow::Result<(
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+    Vec<tokio::task::JoinHandle<()>>,
+)> {
+    use anyhow::Context;
+    use futures_util::StreamExt;
+    use std::sync::atomic::Ordering;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut watchers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let request = url.into_client_request()?;
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .with_context(|| format!("a spectator connects to {url}"))?;
+        let frames = frames.clone();
+        watchers.push(tokio::spawn(async move {
+            let (_, mut read) = ws.split();
+            while let Some(Ok(_)) = read.next().await {
+                frames.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    Ok((frames, watchers))
+}

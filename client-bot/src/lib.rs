@@ -84,11 +84,14 @@ impl From<MirrorError> for ClientError {
 
 impl ClientError {
     /// The session can go on after [`Session::reconnect`]: the connection dropped (not closed
-    /// by the server with a final code) or a delta was lost.
+    /// by the server with a final code), a delta was lost, or (in a cluster, 4011) the match
+    /// moved to another node.
     pub fn needs_resume(&self) -> bool {
         match self {
             ClientError::Gap(_) | ClientError::Io(_) => true,
-            ClientError::Closed { code, .. } => code.is_none() || *code == Some(1006),
+            ClientError::Closed { code, .. } => {
+                code.is_none() || *code == Some(1006) || *code == Some(4011)
+            }
             _ => false,
         }
     }

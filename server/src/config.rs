@@ -169,6 +169,12 @@ pub struct ConfigArgs {
     /// another node takes the match over [default: 1500; 300..=60000]
     #[arg(long, env = "TICKFORGE_LEASE_MS")]
     pub lease_ms: Option<u64>,
+    /// Cluster mode: milliseconds a match's ticks are gathered into one stream message (at
+    /// most one publish per match per span; 0 = one per tick as soon as the last is
+    /// acknowledged). Longer spans cost the stream less and leave more ticks unacknowledged
+    /// when a node dies [default: 50; 0..=1000]
+    #[arg(long, env = "TICKFORGE_STREAM_BATCH_MS")]
+    pub stream_batch_ms: Option<u64>,
     /// Cluster mode: run as a spectator relay: no matches of its own; /spectate/ID, /matches
     /// and the web viewer are served from the stream, so that game nodes do not pay for
     /// spectators. Players who connect are sent to the match's node.
@@ -317,6 +323,7 @@ pub const RANGES: &[(&str, u64, u64)] = &[
     ("--finished-matches-kept", 0, 10_000),
     ("--nats-replicas", 1, 5),
     ("--lease-ms", 300, 60_000),
+    ("--stream-batch-ms", 0, 1000),
 ];
 
 /// A setting that is out of range or malformed.
@@ -451,6 +458,7 @@ impl ConfigArgs {
             advertise,
             nats_replicas,
             lease_ms,
+            stream_batch_ms,
             log_format
         )
     }
@@ -575,6 +583,11 @@ impl ConfigArgs {
                     replicas: ranged("--nats-replicas", self.nats_replicas, 1)?,
                     lease: Duration::from_millis(ranged("--lease-ms", self.lease_ms, 1500)?),
                     relay: self.relay,
+                    batch: Duration::from_millis(ranged(
+                        "--stream-batch-ms",
+                        self.stream_batch_ms,
+                        50,
+                    )?),
                 })
             }
         };

@@ -65,15 +65,19 @@ fn records(output: &TickOutput) -> TickRecords {
     }
 }
 
-#[test]
-fn a_core_rebuilt_from_the_records_continues_exactly() {
-    let mut original = core();
-    let parts: Vec<String> = original
-        .sim()
+/// The names of a core's state-hash parts, as a replay header lists them.
+fn part_names(core: &MatchCore) -> Vec<String> {
+    core.sim()
         .hash_part_names()
         .into_iter()
         .map(String::from)
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_core_rebuilt_from_the_records_continues_exactly() {
+    let mut original = core();
+    let parts = part_names(&original);
     original.join(1, "ana".into());
     original.join(2, "bo".into());
     let mut recorded = Vec::new();
@@ -180,12 +184,7 @@ fn a_core_rebuilt_from_the_records_continues_exactly() {
 #[test]
 fn a_record_that_does_not_re_simulate_is_refused() {
     let mut original = core();
-    let parts: Vec<String> = original
-        .sim()
-        .hash_part_names()
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let parts = part_names(&original);
     original.join(1, "ana".into());
     let mut recorded: Vec<TickRecords> = (0..5)
         .map(|_| records(&original.tick(TickInput::default())))

@@ -5,6 +5,7 @@
 //! Behaviours of a single crate are tested in that crate (`protocol/tests`, `server/tests`,
 //! `replays/tests`); this crate holds those that need a server, clients and files together.
 
+pub mod blackhole;
 pub mod fuzz;
 pub mod nats;
 
@@ -175,7 +176,12 @@ pub async fn start_binary(dir: &Path, args: &[&str]) -> (tokio::process::Child, 
         .arg(dir)
         .args(args)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        // TICKFORGE_TEST_LOGS=1 shows the servers' logs in the test's output.
+        .stderr(if std::env::var_os("TICKFORGE_TEST_LOGS").is_some() {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        })
         .kill_on_drop(true)
         .spawn()
         .expect("the server starts");

@@ -22,19 +22,6 @@ pub struct NatsCluster {
     _dir: tempfile::TempDir,
 }
 
-impl Drop for NatsCluster {
-    fn drop(&mut self) {
-        // A frozen server would not die of SIGKILL until it is let go on.
-        for node in &self.nodes {
-            if let Some(pid) = node.child.as_ref().and_then(tokio::process::Child::id) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-CONT", &pid.to_string()])
-                    .status();
-            }
-        }
-    }
-}
-
 /// A loopback port nobody listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -47,6 +34,12 @@ impl NatsCluster {
     /// Start `n` servers (3 for a JetStream cluster with R3) and wait until each takes
     /// connections.
     pub async fn start(n: usize) -> NatsCluster {
+        NatsCluster::start_with(n, &[]).await
+    }
+
+    /// [`NatsCluster::start`], each server run through `wrapper` (for benches:
+    /// `["taskset", "-c", "1"]` pins them to a core).
+    pub async fn start_with(n: usize, wrapper: &[&str]) -> NatsCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut nodes: Vec<NatsNode> = (0..n)
             .map(|i| NatsNode {
@@ -62,7 +55,7 @@ impl NatsCluster {
             .map(|m| format!("nats://127.0.0.1:{}", m.route_port))
             .collect();
         for node in &mut nodes {
-            node.child = Some(spawn(node, &routes));
+            node.child = Some(spawn(node, &routes, wrapper));
         }
         let cluster = NatsCluster { nodes, _dir: dir };
         for node in &cluster.nodes {
@@ -80,30 +73,6 @@ impl NatsCluster {
             .join(",")
     }
 
-    /// Freeze server `i` (SIGSTOP): its clients and its routes hear nothing from it, as in a
-    /// network partition around it.
-    pub fn freeze(&self, i: usize) {
-        self.signal(i, "-STOP");
-    }
-
-    /// Let a frozen server go on (SIGCONT).
-    pub fn thaw(&self, i: usize) {
-        self.signal(i, "-CONT");
-    }
-
-    fn signal(&self, i: usize, signal: &str) {
-        let pid = self.nodes[i]
-            .child
-            .as_ref()
-            .and_then(tokio::process::Child::id)
-            .expect("the server runs");
-        let status = std::process::Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-
     /// Server `i`'s client URL.
     pub fn url_of(&self, i: usize) -> String {
         format!("nats://127.0.0.1:{}", self.nodes[i].client_port)
@@ -115,8 +84,15 @@ impl NatsCluster {
     }
 }
 
-fn spawn(node: &NatsNode, routes: &[String]) -> tokio::process::Child {
-    let mut command = tokio::process::Command::new("nats-server");
+fn spawn(node: &NatsNode, routes: &[String], wrapper: &[&str]) -> tokio::process::Child {
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(args).arg("nats-server");
+            c
+        }
+        None => tokio::process::Command::new("nats-server"),
+    };
     command
         .args(["-a", "127.0.0.1", "-p"])
         .arg(node.client_port.to_string())

@@ -6,8 +6,9 @@
 //!   match over, its players resume there, every command acknowledged in a tick the stream
 //!   had acknowledged is in the match's records, and the replay (from the stream, and the new
 //!   owner's file) verifies. `TICKFORGE_CLUSTER_KILLS=50` for the full run (CI runs 8);
-//! - the partition: the NATS server a game node talks to is frozen (SIGSTOP); the cut-off
-//!   node stops its match and tells its players, and the other node takes it over.
+//! - the partition: the link between a game node and the NATS server it talks to goes silent
+//!   (a proxy that drops every byte); the cut-off node stops its match and tells its players,
+//!   and the other node takes it over.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use tickforge_client::Session;
 use tickforge_protocol::{Cause, Command, MatchId, ServerMessage};
 use tickforge_server::auth::{Authority, Role};
+use tickforge_tests::blackhole::Blackhole;
 use tickforge_tests::nats::NatsCluster;
 
 const SECRET: &str = "a cluster secret of the tests";
@@ -263,6 +265,32 @@ fn play(
     })
 }
 
+/// Wait until the player behind `seen` has resumed and played `ticks` ticks since.
+async fn resumed_and_playing(seen: &Shared<Seen>, ticks: u64, what: &str) {
+    let seen = seen.clone();
+    wait_until(what, Duration::from_secs(30), || {
+        let seen = seen.clone();
+        async move {
+            let s = seen.lock().expect("lock");
+            assert!(s.failures.is_empty(), "{what}: {:?}", s.failures);
+            s.resumes >= 1 && s.ticks_after_resume >= ticks
+        }
+    })
+    .await;
+}
+
+/// Stop the players' loops, and each leaves the match.
+async fn leave_all(
+    stop: &std::sync::atomic::AtomicBool,
+    tasks: impl IntoIterator<Item = tokio::task::JoinHandle<Session>>,
+) {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in tasks {
+        let session = task.await.expect("the player's task");
+        let _ = tokio::time::timeout(Duration::from_secs(5), session.leave()).await;
+    }
+}
+
 /// The percentile `p` (0..=100) of `values`, in the same unit.
 fn percentile(values: &[f64], p: f64) -> f64 {
     let mut sorted = values.to_vec();
@@ -433,20 +461,8 @@ async fn a_killed_node_s_matches_continue_on_another_node() {
         );
         // The players resume on the survivor and play on.
         for (player, seen, _) in &players {
-            let seen = seen.clone();
-            wait_until(
-                &format!("round {round}: player {player} resumes and plays 30 ticks"),
-                Duration::from_secs(20),
-                || {
-                    let seen = seen.clone();
-                    async move {
-                        let s = seen.lock().expect("lock");
-                        assert!(s.failures.is_empty(), "{:?}", s.failures);
-                        s.resumes >= 1 && s.ticks_after_resume >= 30
-                    }
-                },
-            )
-            .await;
+            let what = format!("round {round}: player {player} resumes and plays 30 ticks");
+            resumed_and_playing(seen, 30, &what).await;
         }
         // The killed node comes back (a new process on the same data directory).
         let name = dead.name.clone();
@@ -454,13 +470,17 @@ async fn a_killed_node_s_matches_continue_on_another_node() {
         let back = start_node(&name, &nats.urls(), dirs[name.as_str()].path(), "2").await;
         nodes.insert(name, back);
         // The players leave; the empty match ends and closes its file.
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut acked = Vec::new();
+        let mut tasks = Vec::new();
         for (player, seen, task) in players {
-            let session = task.await.expect("the player's task");
-            let _ = tokio::time::timeout(Duration::from_secs(5), session.leave()).await;
-            acked.push((player, seen.lock().expect("lock").acked.clone()));
+            tasks.push(task);
+            acked.push((player, seen));
         }
+        leave_all(&stop, tasks).await;
+        let acked: Vec<(u32, Vec<(u32, u64)>)> = acked
+            .into_iter()
+            .map(|(player, seen)| (player, seen.lock().expect("lock").acked.clone()))
+            .collect();
         let survivor = nodes
             .values()
             .find(|n| n.name != owner)
@@ -630,25 +650,9 @@ async fn a_relay_serves_every_seq_across_a_failover() {
     dead.child.kill().await.expect("kill -9");
     urls.lock().expect("lock").retain(|u| *u != dead.url);
     for (seen, _) in &players {
-        let seen = seen.clone();
-        wait_until(
-            "the players resume on the other node",
-            Duration::from_secs(20),
-            || {
-                let seen = seen.clone();
-                async move {
-                    let s = seen.lock().expect("lock");
-                    s.resumes >= 1 && s.ticks_after_resume >= 40
-                }
-            },
-        )
-        .await;
+        resumed_and_playing(seen, 40, "the players resume on the other node").await;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for (_, task) in players {
-        let session = task.await.expect("the player's task");
-        let _ = tokio::time::timeout(Duration::from_secs(5), session.leave()).await;
-    }
+    leave_all(&stop, players.into_iter().map(|(_, task)| task)).await;
     let watched = [
         from_start.await.expect("the spectator's task"),
         from_live.await.expect("the spectator's task"),
@@ -700,8 +704,11 @@ async fn a_node_cut_off_from_the_cluster_stops_its_match_and_the_other_side_take
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
     );
-    // Node a talks to NATS server 0 only; node b to servers 1 and 2.
-    let a = start_node("a", &nats.url_of(0), da.path(), "60").await;
+    // Node a reaches NATS server 0 through a link the test can cut; node b talks to servers 1
+    // and 2. The JetStream cluster itself stays whole.
+    let link = Blackhole::start(([127, 0, 0, 1], nats.nodes[0].client_port).into()).await;
+    let a_nats = format!("nats://127.0.0.1:{}", link.port);
+    let a = start_node("a", &a_nats, da.path(), "60").await;
     let b_nats = format!("{},{}", nats.url_of(1), nats.url_of(2));
     let b = start_node("b", &b_nats, db.path(), "60").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -725,20 +732,13 @@ async fn a_node_cut_off_from_the_cluster_stops_its_match_and_the_other_side_take
         ));
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    // Cut a off: its NATS server stops answering anyone, its routes included.
-    nats.freeze(0);
+    // Cut a off: nothing it sends reaches NATS, and nothing comes back.
+    link.cut();
     for (seen, _) in &players {
-        let seen = seen.clone();
-        wait_until(
+        resumed_and_playing(
+            seen,
+            30,
             "the cut-off node closes its players, who resume on b",
-            Duration::from_secs(30),
-            || {
-                let seen = seen.clone();
-                async move {
-                    let s = seen.lock().expect("lock");
-                    s.resumes >= 1 && s.ticks_after_resume >= 30
-                }
-            },
         )
         .await;
         let s = seen.lock().expect("lock");
@@ -754,7 +754,7 @@ async fn a_node_cut_off_from_the_cluster_stops_its_match_and_the_other_side_take
     assert_eq!(info["node"], "b");
     assert_eq!(info["state"], "running");
     // a comes back: it knows it lost the match and appends nothing more.
-    nats.thaw(0);
+    link.heal();
     let a_url = a.url.clone();
     wait_until(
         "a counts the lease it lost",
@@ -775,11 +775,7 @@ async fn a_node_cut_off_from_the_cluster_stops_its_match_and_the_other_side_take
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for (_, task) in players {
-        let session = task.await.expect("the player's task");
-        let _ = tokio::time::timeout(Duration::from_secs(5), session.leave()).await;
-    }
+    leave_all(&stop, players.into_iter().map(|(_, task)| task)).await;
     // The stream holds one match, tick after tick, whichever node wrote it.
     let dir = tempfile::tempdir().expect("dir");
     let fetched = dir.path().join("m.tfr");

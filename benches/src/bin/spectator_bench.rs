@@ -13,14 +13,12 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use futures_util::StreamExt;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tickforge_benches::{cpu_seconds, metric};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -37,30 +35,6 @@ struct Args {
     port: u16,
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (tick(11) + tick(12)) / 100.0
-}
-
-/// A metric's value from `/metrics` (the first line that starts with `name `).
-async fn metric(url: &str, name: &str) -> anyhow::Result<f64> {
-    let (_, page) = tickforge_client::http::request(url, "GET", "/metrics", None, None).await?;
-    let page = String::from_utf8_lossy(&page);
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no {name} on /metrics"))
 }
 
 /// Server CPU (fraction of a core), spectator encodes and ticks over one window.
@@ -128,23 +102,12 @@ async fn main() -> anyhow::Result<()> {
     let (alone, alone_encodes, alone_ticks) = window(&url, pid, args.duration).await?;
 
     let token = tickforge_client::guest_token(&url, "watcher", true).await?;
-    let frames = Arc::new(AtomicU64::new(0));
     let format = if args.msgpack { "msgpack" } else { "json" };
-    let mut watchers = Vec::new();
-    for _ in 0..args.spectators {
-        let request = format!("{url}/spectate/{id}?from=live&format={format}&token={token}")
-            .into_client_request()?;
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .context("a spectator connects")?;
-        let frames = frames.clone();
-        watchers.push(tokio::spawn(async move {
-            let (_, mut read) = ws.split();
-            while let Some(Ok(_)) = read.next().await {
-                frames.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
+    let (frames, watchers) = tickforge_benches::counting_spectators(
+        &format!("{url}/spectate/{id}?from=live&format={format}&token={token}"),
+        args.spectators,
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let frames_before = frames.load(Ordering::Relaxed);
     let (watched, encodes, ticks) = window(&url, pid, args.duration).await?;

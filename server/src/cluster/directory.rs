@@ -1,14 +1,19 @@
 //! The match directory: the key-value bucket `tickforge-directory`, watched by every node.
 //!
-//! - `node.<name>`: a node's address and room ([`NodeEntry`]), written every renewal round.
-//! - `match.<id>`: a match's node, state and players ([`MatchEntry`]). Its owner rewrites it
-//!   every round with a compare-and-set on the revision it last wrote: that write is the
-//!   owner's lease. A write that finds another revision means another node has taken the match
-//!   over: the match stops here at once. An owner that cannot write for four fifths of a lease
-//!   stops its matches itself (it is cut off), and tells their players to reconnect.
-//! - A node that has not seen a running match's entry change for a whole lease (on its own
-//!   clock: no clocks are compared across nodes) claims it with a compare-and-set and takes it
-//!   over ([`super::takeover`]).
+//! - `node.<name>`: a node's address, room and process instance ([`NodeEntry`]), written
+//!   five times a lease: the node's lease over all of its matches. A node that cannot write it
+//!   for four fifths of a lease is cut off: it stops its matches itself and tells their players
+//!   to reconnect.
+//! - `match.<id>`: a match's node (and its instance), state and players ([`MatchEntry`]),
+//!   written by its owner when they change and every two seconds, each time a
+//!   compare-and-set on the revision it last wrote. A write that finds another revision, or an
+//!   entry that the watch shows naming another node, means another node has taken the match
+//!   over: it stops here at once.
+//! - A node that has not seen the owner's node entry change for a whole lease (on its own
+//!   clock: no clocks are compared across nodes), or sees it renewed by another instance (the
+//!   node restarted), claims the owner's running matches with a compare-and-set each and takes
+//!   them over ([`super::takeover`]). The stream fences whatever else: only one node can append
+//!   after the last tick it holds.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +24,9 @@ use tickforge_protocol::{CloseCode, GameConfig, MatchId};
 use tokio_util::sync::CancellationToken;
 
 use super::{Cluster, Lease};
+
+/// How often a match's entry is rewritten when nothing in it changed (its tick, for listings).
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::matches::{ListState, MatchInfo, MatchState, Registry};
 
 /// A node, as the directory lists it.
@@ -29,6 +37,8 @@ pub struct NodeEntry {
     pub url: String,
     pub running: u32,
     pub max_matches: u32,
+    /// The process: a new one each time the node starts.
+    pub instance: u64,
 }
 
 /// A match, as the directory lists it.
@@ -37,6 +47,8 @@ pub struct MatchEntry {
     pub id: MatchId,
     /// The node that owns it.
     pub node: String,
+    /// The owner's process ([`NodeEntry::instance`]).
+    pub instance: u64,
     /// That node's base URL.
     pub url: String,
     /// `running`, `moving` (a node is taking it over), `ended`, `stopped`.
@@ -82,10 +94,10 @@ impl Cluster {
     /// place for new ones.
     pub async fn run(self: Arc<Self>, registry: Arc<Registry>, shutdown: CancellationToken) {
         if self.config.relay {
-            self.watch(shutdown).await;
+            self.watch(registry, shutdown).await;
             return;
         }
-        tokio::spawn(self.clone().watch(shutdown.clone()));
+        tokio::spawn(self.clone().watch(registry.clone(), shutdown.clone()));
         tokio::spawn(
             self.clone()
                 .serve_creates(registry.clone(), shutdown.clone()),
@@ -100,8 +112,9 @@ impl Cluster {
         }
     }
 
-    /// Keep the directory's view current.
-    async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Keep the directory's view current; a match of this node that the directory shows on
+    /// another node has been taken over, and stops here.
+    async fn watch(self: Arc<Self>, registry: Arc<Registry>, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             let mut watch = match self.directory.watch_all().await {
                 Ok(w) => w,
@@ -127,6 +140,22 @@ impl Cluster {
                 } else {
                     serde_json::from_slice(&entry.value).ok().map(Entry::Match)
                 };
+                if let Some(Entry::Match(m)) = &parsed
+                    && m.node != self.config.node
+                    && self.leases.lock().contains_key(&m.id)
+                {
+                    let (id, node) = (m.id, m.node.clone());
+                    drop(view);
+                    self.lose(
+                        &registry,
+                        id,
+                        format!(
+                            "match {} moved: node {node} has taken it over; reconnect and resume",
+                            id.0
+                        ),
+                    );
+                    view = self.view.write();
+                }
                 match parsed {
                     Some(parsed) => {
                         view.insert(
@@ -146,7 +175,8 @@ impl Cluster {
         }
     }
 
-    /// One round: this node's entry, its matches' leases, and lapsed leases of others.
+    /// One round: this node's entry (its lease), its matches' entries that are due, and the
+    /// lapsed leases of others.
     async fn round(self: &Arc<Self>, registry: &Arc<Registry>) {
         let (running, _) = registry.counts();
         let node = NodeEntry {
@@ -154,24 +184,44 @@ impl Cluster {
             url: self.config.advertise.clone(),
             running: running as u32,
             max_matches: registry.config().max_matches as u32,
+            instance: self.instance,
         };
         if let Ok(json) = serde_json::to_vec(&node) {
             let put = self
                 .directory
                 .put(format!("node.{}", self.config.node), json.into());
             match tokio::time::timeout(self.config.renew_every(), put).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => *self.node_renewed.lock() = Instant::now(),
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "writing this node's directory entry failed")
+                    tracing::warn!(error = %e, "renewing this node's lease failed")
                 }
-                Err(_) => tracing::warn!("writing this node's directory entry got no answer"),
+                Err(_) => tracing::warn!("renewing this node's lease got no answer"),
             }
         }
+        let unrenewed = self.node_renewed.lock().elapsed();
+        let cut_off = unrenewed >= self.config.lease * 4 / 5;
         let (infos, _) = registry.list(ListState::All, None, usize::MAX);
         let mut due = Vec::new();
         for info in infos {
             let held = self.leases.lock().get(&info.id).cloned();
+            // Cut off: neither the node's lease nor this match's entry (a takeover's claim,
+            // say) could be written for four fifths of a lease.
+            let quiet = held
+                .as_ref()
+                .is_none_or(|l| l.written.elapsed() >= self.config.lease * 4 / 5);
             match info.state {
+                MatchState::Running if cut_off && quiet => {
+                    self.lose(
+                        registry,
+                        info.id,
+                        format!(
+                            "match {} stopped here: this node is cut off from the cluster (no lease renewal for {} ms); reconnect and resume",
+                            info.id.0,
+                            unrenewed.as_millis()
+                        ),
+                    );
+                    continue;
+                }
                 MatchState::Running => {}
                 MatchState::Moved => {
                     self.leases.lock().remove(&info.id);
@@ -181,32 +231,33 @@ impl Cluster {
                 _ if held.is_none() => continue,
                 _ => {}
             }
-            due.push((info, held));
+            let entry = self.entry_of(&info);
+            let changed = held
+                .as_ref()
+                .is_none_or(|l| l.wrote != (entry.state.clone(), entry.players));
+            if changed
+                || held
+                    .as_ref()
+                    .is_some_and(|l| l.written.elapsed() >= REFRESH)
+            {
+                due.push((info, held));
+            }
         }
-        // Every lease at once, each bounded by a round: a cut-off node finds out in time for
-        // all of its matches, not one timeout after another.
+        // The due entries at once, each bounded by a round.
         let limit = self.config.renew_every();
         let writes = due.into_iter().map(|(info, held)| async move {
             let written = tokio::time::timeout(limit, self.write_entry(&info, held.as_ref()))
                 .await
                 .unwrap_or_else(|_| Err((false, "no answer within a renewal round".into())));
-            (info, held, written)
+            (info, written)
         });
-        for (info, held, written) in futures_util::future::join_all(writes).await {
+        for (info, written) in futures_util::future::join_all(writes).await {
             let finished = info.state != MatchState::Running;
             match written {
-                Ok(revision) if !finished => {
-                    self.leases.lock().insert(
-                        info.id,
-                        Lease {
-                            revision,
-                            renewed: Instant::now(),
-                        },
-                    );
-                }
-                Ok(_) => {
+                Ok(_) if finished => {
                     self.leases.lock().remove(&info.id);
                 }
+                Ok(_) => {}
                 Err((true, _)) => {
                     self.lose(
                         registry,
@@ -217,21 +268,9 @@ impl Cluster {
                         ),
                     );
                 }
+                // Tried again next round; being cut off is the node lease's business.
                 Err((false, e)) => {
-                    let since = held.map_or_else(
-                        || {
-                            std::time::Duration::from_millis(
-                                info.tick.0 * 1000 / u64::from(info.tick_rate_hz.max(1)),
-                            )
-                        },
-                        |l| l.renewed.elapsed(),
-                    );
-                    if !finished && since >= self.config.lease * 4 / 5 {
-                        self.lose(registry, info.id, format!(
-                            "match {} stopped here: this node is cut off from the cluster ({e}); reconnect and resume",
-                            info.id.0
-                        ));
-                    }
+                    tracing::debug!(match_id = info.id.0, error = %e, "a directory write failed")
                 }
             }
         }
@@ -246,6 +285,7 @@ impl Cluster {
         MatchEntry {
             id: info.id,
             node: self.config.node.clone(),
+            instance: self.instance,
             url: self.config.advertise.clone(),
             state: serde_json::to_value(&info.state)
                 .ok()
@@ -259,15 +299,17 @@ impl Cluster {
     }
 
     /// Write a match's entry: created if this node holds no lease on it, else a
-    /// compare-and-set on the lease's revision. `Err((true, _))` means another node has it.
+    /// compare-and-set on the lease's revision, which then moves on. `Err((true, _))` means
+    /// another node has it.
     async fn write_entry(
         &self,
         info: &MatchInfo,
         held: Option<&Lease>,
     ) -> Result<u64, (bool, String)> {
-        let json = serde_json::to_vec(&self.entry_of(info)).map_err(|e| (false, e.to_string()))?;
+        let entry = self.entry_of(info);
+        let json = serde_json::to_vec(&entry).map_err(|e| (false, e.to_string()))?;
         let key = match_key(info.id);
-        match held {
+        let written = match held {
             Some(lease) => self
                 .directory
                 .update(&key, json.into(), lease.revision)
@@ -281,22 +323,23 @@ impl Cluster {
                 let lost = e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists;
                 (lost, e.to_string())
             }),
-        }
+        }?;
+        self.leases.lock().insert(
+            info.id,
+            Lease {
+                revision: written,
+                written: Instant::now(),
+                wrote: (entry.state, entry.players),
+            },
+        );
+        Ok(written)
     }
 
     /// List a new match of this node in the directory (and so take its lease) before anyone
     /// is told of it. On failure the next renewal round tries again.
     pub async fn register(&self, info: &MatchInfo) {
         match self.write_entry(info, None).await {
-            Ok(revision) => {
-                self.leases.lock().insert(
-                    info.id,
-                    Lease {
-                        revision,
-                        renewed: Instant::now(),
-                    },
-                );
-            }
+            Ok(_) => {}
             Err((_, e)) => {
                 tracing::warn!(match_id = info.id.0, error = %e, "listing the match in the directory failed; trying again")
             }
@@ -324,22 +367,23 @@ impl Cluster {
         }
     }
 
-    /// Take over the running matches whose owners have not renewed for a whole lease.
+    /// Take over the running matches whose owners' leases have lapsed: their node entry has
+    /// not changed for a whole lease, or names another instance (the node restarted).
     fn look_for_lapsed(self: &Arc<Self>, registry: &Arc<Registry>) {
-        let lapsed: Vec<(MatchId, u64)> = self
-            .view
-            .read()
+        let view = self.view.read();
+        let lapsed: Vec<(MatchId, u64)> = view
             .values()
             .filter_map(|seen| match &seen.entry {
                 Entry::Match(m)
                     if (m.state == "running" || m.state == "moving")
-                        && seen.at.elapsed() >= self.config.lease =>
+                        && !self.owner_alive(&view, m, seen.at) =>
                 {
                     Some((m.id, seen.revision))
                 }
                 _ => None,
             })
             .collect();
+        drop(view);
         for (id, revision) in lapsed {
             if registry.shared(id).is_some() || self.leases.lock().contains_key(&id) {
                 continue;
@@ -362,6 +406,25 @@ impl Cluster {
         }
     }
 
+    /// Whether match `m`'s owner holds its lease: its node entry changed within a lease, by
+    /// the instance the match names. With no node entry to go by, the match entry's own age
+    /// (`seen`) counts.
+    fn owner_alive(
+        &self,
+        view: &std::collections::BTreeMap<String, Seen>,
+        m: &MatchEntry,
+        seen: Instant,
+    ) -> bool {
+        match view.get(&format!("node.{}", m.node)) {
+            Some(Seen {
+                at,
+                entry: Entry::Node(n),
+                ..
+            }) => at.elapsed() < self.config.lease && n.instance == m.instance,
+            _ => seen.elapsed() < self.config.lease,
+        }
+    }
+
     /// Claim match `id` in the directory (a compare-and-set on the revision seen): `Ok(false)`
     /// if another node got there first.
     pub(crate) async fn claim(
@@ -373,6 +436,7 @@ impl Cluster {
             return Ok(false);
         };
         entry.node = self.config.node.clone();
+        entry.instance = self.instance;
         entry.url = self.config.advertise.clone();
         entry.state = "moving".into();
         let json = serde_json::to_vec(&entry).map_err(super::nats)?;
@@ -386,7 +450,8 @@ impl Cluster {
                     id,
                     Lease {
                         revision,
-                        renewed: Instant::now(),
+                        written: Instant::now(),
+                        wrote: (entry.state, entry.players),
                     },
                 );
                 Ok(true)
@@ -433,12 +498,13 @@ impl Cluster {
 
     /// Match `id` as the directory lists it, and whether its owner renewed it within a lease.
     pub fn locate_fresh(&self, id: MatchId) -> Option<(MatchEntry, bool)> {
-        match self.view.read().get(&match_key(id)) {
+        let view = self.view.read();
+        match view.get(&match_key(id)) {
             Some(Seen {
                 at,
                 entry: Entry::Match(m),
                 ..
-            }) => Some((m.clone(), at.elapsed() < self.config.lease)),
+            }) => Some((m.clone(), self.owner_alive(&view, m, *at))),
             _ => None,
         }
     }
@@ -459,12 +525,12 @@ impl Cluster {
     pub fn open_elsewhere(&self) -> Option<MatchEntry> {
         let view = self.view.read();
         view.values()
-            .filter(|s| s.at.elapsed() < self.config.lease)
             .filter_map(|s| match &s.entry {
                 Entry::Match(m)
                     if m.node != self.config.node
                         && m.state == "running"
-                        && m.players < m.max_players =>
+                        && m.players < m.max_players
+                        && self.owner_alive(&view, m, s.at) =>
                 {
                     Some(m.clone())
                 }
@@ -481,6 +547,7 @@ impl Cluster {
             url: self.config.advertise.clone(),
             running: here_running as u32,
             max_matches: here_max as u32,
+            instance: self.instance,
         };
         let here = NodeEntry {
             max_matches: if self.config.relay {

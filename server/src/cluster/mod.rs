@@ -7,9 +7,10 @@
 //!   so that a resend is de-duplicated, and with the subject's last sequence as the
 //!   expectation, so that only the match's current owner can append.
 //! - [`directory`]: the match directory, the JetStream key-value bucket
-//!   `tickforge-directory`: one entry per node (its address and room) and one per match (its
-//!   node, state and players). The owner renews its matches' entries as their lease; a node
-//!   that sees a lease lapse takes the match over.
+//!   `tickforge-directory`: one entry per node (its address and room, renewed five times a
+//!   lease: the node's lease over all its matches) and one per match (its node, state and
+//!   players, written when they change). A node that sees another's lease lapse takes its
+//!   matches over.
 //! - [`takeover`]: reads a match's records back from the stream, for a takeover or an export.
 //! - [`relay`]: spectator relays, which mirror matches from the stream and serve their
 //!   spectators with the game nodes' own spectator code.
@@ -69,6 +70,9 @@ pub struct ClusterConfig {
     pub lease: Duration,
     /// A spectator relay: no matches of its own; serves spectators from the stream.
     pub relay: bool,
+    /// The least time between two publishes of one match: the ticks of this span go out as
+    /// one message (0: every tick as soon as the last one is acknowledged).
+    pub batch: Duration,
 }
 
 impl ClusterConfig {
@@ -133,8 +137,10 @@ fn nats<E: std::fmt::Display>(e: E) -> ClusterError {
 pub(crate) struct Lease {
     /// The directory entry's revision after this node's last write.
     pub revision: u64,
-    /// When the last write succeeded.
-    pub renewed: Instant,
+    /// When it was last written.
+    pub written: Instant,
+    /// What was written then, of what changes: (state, players).
+    pub wrote: (String, u32),
 }
 
 /// How far a match's records have been acknowledged by the stream.
@@ -165,6 +171,11 @@ pub struct Cluster {
     taking: Mutex<std::collections::BTreeSet<MatchId>>,
     /// Held while a relay starts a mirror, so that two spectators start one.
     mirror_lock: tokio::sync::Mutex<()>,
+    /// This process, among every run of this node name: a node that restarts is a new
+    /// owner, and its earlier run's matches are taken over.
+    instance: u64,
+    /// When this node's own entry (its lease over all its matches) was last renewed.
+    node_renewed: Mutex<Instant>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -241,6 +252,8 @@ impl Cluster {
             marks: Mutex::new(BTreeMap::new()),
             taking: Mutex::new(Default::default()),
             mirror_lock: tokio::sync::Mutex::new(()),
+            instance: rand::random(),
+            node_renewed: Mutex::new(Instant::now()),
             metrics,
         }))
     }

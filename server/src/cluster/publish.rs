@@ -1,6 +1,7 @@
 //! The event-stream sink: each match's ticks to JetStream, in order, by one publisher task
 //! per match. The tick hands its records over a bounded queue and never waits; the publisher
-//! gathers what is queued into one message (up to [`records::MAX_MESSAGE_BYTES`]), publishes
+//! gathers what is queued into one message (up to [`records::MAX_MESSAGE_BYTES`]; at most one
+//! message per `--stream-batch-ms`), publishes
 //! it with its message id and the subject's last sequence as the expectation, and waits for
 //! the stream's acknowledgement before the next. A tick is *accepted* in cluster mode once
 //! that acknowledgement (from a majority of the stream's replicas) has come.
@@ -107,6 +108,7 @@ impl Publisher {
         }
         let mut body = Vec::new();
         let mut pending: Option<Item> = None;
+        let mut last_publish: Option<tokio::time::Instant> = None;
         loop {
             let first = match pending.take() {
                 Some(item) => item,
@@ -116,6 +118,11 @@ impl Publisher {
                 },
             };
             let Item::Tick(first) = first else { break };
+            // At most one publish per batch span: what comes meanwhile joins this message.
+            if let Some(at) = last_publish {
+                tokio::time::sleep_until(at + self.cluster.config.batch).await;
+            }
+            last_publish = Some(tokio::time::Instant::now());
             body.clear();
             records::encode_tick(&first, &mut body);
             let (from, mut to) = (first.tick.0, first.tick.0);

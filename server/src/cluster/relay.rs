@@ -12,21 +12,18 @@
 //! spectators never notice. The mirror ends when the match's records end it (`MatchEnded`),
 //! or when the directory says it ended and nothing more comes.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures_util::StreamExt;
-use parking_lot::RwLock;
 use tickforge_protocol::{EventKind, MatchId, ReplayHeader, Seq, Tick};
-use tokio::sync::watch;
 
 use super::{Cluster, ClusterError, records, subject};
 use crate::log::format::DEFAULT_MAX_RECORD_BYTES;
 use crate::log::{LogConfig, LogWriter, TickBatch};
 use crate::matches::sinks::SpectatorTick;
-use crate::matches::{LiveMark, MatchInfo, MatchShared, MatchState, Registry, replay_file_name};
+use crate::matches::{LiveMark, MatchShared, MatchState, Registry, Start, replay_file_name};
 
 /// How long a mirror waits for the first message (the header) of a match.
 const FIRST_MESSAGE: Duration = Duration::from_secs(5);
@@ -115,44 +112,18 @@ fn mirrored(header: &ReplayHeader, path: std::path::PathBuf, registry: &Registry
         .games()
         .build(&header.config)
         .map_or(0, |g| g.max_players());
-    MatchShared {
-        id: header.match_id,
-        game: header.config.clone(),
-        tick_rate_hz: header.tick_rate_hz,
-        created_at_unix_ms: header.created_at_unix_ms,
-        info: RwLock::new(MatchInfo {
-            id: header.match_id,
-            game: header.game.clone(),
-            state: MatchState::Running,
-            players: 0,
+    MatchShared::starting(
+        header,
+        Start {
+            replay_path: path,
             max_players,
-            spectators: 0,
             tick: Tick(0),
             last_seq: Seq(0),
-            durable_tick: Tick(0),
-            tick_us: 0,
-            frame_bytes: 0,
-            tick_rate_hz: header.tick_rate_hz,
-            created_at_unix_ms: header.created_at_unix_ms,
-            replay: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            stopped_reason: None,
-            end_reason: None,
-            config: header.config.clone(),
             node: None,
             stream_tick: Some(Tick(0)),
-        }),
-        live: watch::channel(LiveMark::default()).0,
-        ring: RwLock::new(VecDeque::new()),
-        spectators: Default::default(),
-        reserved: Default::default(),
-        halt: Default::default(),
-        continues_after: None,
-        header: header.clone(),
-        replay_path: path,
-    }
+            continues_after: None,
+        },
+    )
 }
 
 struct Mirror {

@@ -128,7 +128,79 @@ pub struct Halt {
     pub reason: String,
 }
 
+/// Where a match's shared state starts: what [`MatchShared::starting`] takes beyond the header.
+#[derive(Debug)]
+pub struct Start {
+    pub replay_path: PathBuf,
+    pub max_players: u32,
+    /// The last tick and seq already run (0 for a new match).
+    pub tick: Tick,
+    pub last_seq: Seq,
+    /// Cluster mode: the node running it.
+    pub node: Option<String>,
+    /// Cluster mode: the last tick the stream has.
+    pub stream_tick: Option<Tick>,
+    pub continues_after: Option<u64>,
+}
+
 impl MatchShared {
+    /// The shared state of a match that starts running (or, on a relay, being mirrored) from
+    /// its replay `header`.
+    pub fn starting(header: &ReplayHeader, start: Start) -> MatchShared {
+        let Start {
+            replay_path,
+            max_players,
+            tick,
+            last_seq,
+            node,
+            stream_tick,
+            continues_after,
+        } = start;
+        MatchShared {
+            id: header.match_id,
+            tick_rate_hz: header.tick_rate_hz,
+            created_at_unix_ms: header.created_at_unix_ms,
+            info: RwLock::new(MatchInfo {
+                id: header.match_id,
+                game: header.game.clone(),
+                state: MatchState::Running,
+                players: 0,
+                max_players,
+                spectators: 0,
+                tick,
+                last_seq,
+                durable_tick: Tick(0),
+                tick_us: 0,
+                frame_bytes: 0,
+                tick_rate_hz: header.tick_rate_hz,
+                created_at_unix_ms: header.created_at_unix_ms,
+                replay: replay_path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                stopped_reason: None,
+                end_reason: None,
+                config: header.config.clone(),
+                node,
+                stream_tick,
+            }),
+            live: watch::channel(LiveMark {
+                tick,
+                seq: last_seq,
+                finished: false,
+            })
+            .0,
+            ring: RwLock::new(VecDeque::new()),
+            spectators: Default::default(),
+            reserved: Default::default(),
+            halt: Default::default(),
+            continues_after,
+            header: header.clone(),
+            replay_path,
+            game: header.config.clone(),
+        }
+    }
+
     /// Stop the match before its next tick (the first request wins).
     pub fn halt(&self, code: CloseCode, reason: impl Into<String>) {
         let mut slot = self.halt.lock();

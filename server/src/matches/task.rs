@@ -8,21 +8,19 @@
     reason = "the match task times its ticks and stamps files; the core never sees a clock"
 )]
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::RwLock;
-use tickforge_protocol::{CloseCode, GameConfig, MatchId, ReplayHeader, Tick};
-use tokio::sync::{mpsc, watch};
+use tickforge_protocol::{CloseCode, GameConfig, MatchId, ReplayHeader};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::core::{CoreConfig, Ending, MatchCore, TickInput};
 use super::sinks::{FanOut, LogSink, MetricsSink, Published, SinkFactory, TickSink};
 use super::{
     Control, CreateError, Halt, Inbound, JoinRefused, LiveMark, MatchHandle, MatchInfo,
-    MatchShared, MatchState,
+    MatchShared, MatchState, Start,
 };
 use crate::config::ServerConfig;
 use crate::headless;
@@ -143,7 +141,6 @@ pub(super) async fn prepare(
             (core, header, history, Some(stream_seq))
         }
     };
-    let created = header.created_at_unix_ms;
     let mut writer: LogWriter = log_service.create(&path, &header, log).await?;
     if !history.is_empty() {
         writer = tokio::task::spawn_blocking(move || {
@@ -158,44 +155,18 @@ pub(super) async fn prepare(
     let (tick, last_seq) = (core.last_tick(), core.sim().last_seq());
     let (inbox_tx, inbox_rx) = mpsc::channel(config.match_inbox);
     let (control_tx, control_rx) = mpsc::channel(256);
-    let shared = Arc::new(MatchShared {
-        id,
-        tick_rate_hz: config.tick_rate_hz,
-        created_at_unix_ms: created,
-        info: RwLock::new(MatchInfo {
-            id,
-            game: game.game_name().to_string(),
-            state: MatchState::Running,
-            players: 0,
+    let shared = Arc::new(MatchShared::starting(
+        &header,
+        Start {
+            replay_path: path,
             max_players,
-            spectators: 0,
             tick,
             last_seq,
-            durable_tick: Tick(0),
-            tick_us: 0,
-            frame_bytes: 0,
-            tick_rate_hz: config.tick_rate_hz,
-            created_at_unix_ms: created,
-            replay: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            stopped_reason: None,
-            end_reason: None,
-            config: game.clone(),
             node: config.cluster.as_ref().map(|c| c.node.clone()),
             stream_tick: config.cluster.as_ref().map(|_| tick),
-        }),
-        live: watch::channel(LiveMark::default()).0,
-        ring: RwLock::new(VecDeque::new()),
-        spectators: Default::default(),
-        reserved: Default::default(),
-        halt: Default::default(),
-        continues_after,
-        header: header.clone(),
-        replay_path: path,
-        game,
-    });
+            continues_after,
+        },
+    ));
     let task = MatchTask {
         core,
         log: LogSink::new(writer),
@@ -227,7 +198,10 @@ impl MatchTask {
         metrics: Arc<Metrics>,
     ) -> MatchInfo {
         metrics.matches_running.inc();
-        let mut timer = tokio::time::interval(self.config.tick_period());
+        // The match's own rate (a match taken over keeps the rate it was recorded at).
+        let period =
+            Duration::from_nanos(1_000_000_000 / u64::from(self.shared.tick_rate_hz.max(1)));
+        let mut timer = tokio::time::interval(period);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let cancel = self.cancel.clone();
         let cancelled = cancel.cancelled();
@@ -373,6 +347,17 @@ impl MatchTask {
                     self.config.idle_match.as_secs()
                 ),
                 "idle",
+            ),
+            // In a cluster the match is not over: another node takes it over after the lease,
+            // and its players resume there.
+            Ok(None) if self.config.cluster.is_some() => (
+                MatchState::Moved,
+                CloseCode::MatchMoved,
+                format!(
+                    "match {} is moving to another node: this one is shutting down; reconnect and resume",
+                    self.shared.id.0
+                ),
+                "moved",
             ),
             Ok(None) => (
                 MatchState::Ended,
