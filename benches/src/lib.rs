@@ -278,11 +278,20 @@ pub async fn counting_spectators(
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut watchers = Vec::with_capacity(n);
-    for _ in 0..n {
-        let request = url.into_client_request()?;
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .with_context(|| format!("a spectator connects to {url}"))?;
+    // 64 handshakes at a time: thousands of spectators connect in seconds, not minutes.
+    let connects = futures_util::stream::iter(0..n)
+        .map(|_| async {
+            let request = url.into_client_request()?;
+            let (ws, _) = tokio_tungstenite::connect_async(request)
+                .await
+                .with_context(|| format!("a spectator connects to {url}"))?;
+            anyhow::Ok(ws)
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    for ws in connects {
+        let ws = ws?;
         let frames = frames.clone();
         watchers.push(tokio::spawn(async move {
             let (_, mut read) = ws.split();

@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo build --release -p tickforge-server -p tickforge-client -p tickforge-benches
 //! target/release/cluster-bench publish --matches 100,250,500 --fsync never   # publish cost
-//! target/release/cluster-bench relay --spectators 5000           # spectators on a relay
+//! nice -n 19 taskset -c 1 target/release/cluster-bench relay --spectators 5000   # a relay
 //! ```
 //!
 //! Both start three `nats-server`s with JetStream (R3) pinned to core 1, and the release game
@@ -188,19 +188,30 @@ async fn publish(args: &Args, counts: &[usize], fsync: &str) -> anyhow::Result<(
 }
 
 async fn relay(args: &Args, spectators: usize) -> anyhow::Result<()> {
-    let nats = NatsCluster::start_with(3, &["taskset", "-c", "1"]).await;
+    // NATS first on core 1: run this command at a low priority (nice 19), and NATS comes
+    // back to the normal one; the relay stays at the lowest.
+    let nats = NatsCluster::start_with(3, &["nice", "-n", "-19", "taskset", "-c", "1"]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let urls = nats.urls();
     let (dn, dr) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let common = ["--auth-secret", SECRET, "--game", "drift", "--nats", &urls];
     let mut node_args = common.to_vec();
-    node_args.extend(["--nats-replicas", "3", "--node", "game"]);
+    // Core 1 carries NATS, the relay, the bots and every spectator: a longer lease keeps a
+    // busy moment there from reading as a dead node.
+    node_args.extend([
+        "--nats-replicas",
+        "3",
+        "--node",
+        "game",
+        "--lease-ms",
+        "5000",
+    ]);
     let node = start_pinned_server(&args.bin_dir, args.port, dn.path(), &node_args)?;
     let pid = node.id();
     let node_url = format!("http://127.0.0.1:{}", args.port);
     let relay_port = args.port + 1;
     let line = format!(
-        "ulimit -n 65536 2>/dev/null; exec taskset -c 1 {} --listen 127.0.0.1:{relay_port} --data-dir {} --relay --node relay {}",
+        "ulimit -n 65536 2>/dev/null; exec nice -n 19 taskset -c 1 {} --listen 127.0.0.1:{relay_port} --data-dir {} --relay --node relay {}",
         args.bin_dir.join("tickforge-server").display(),
         dr.path().display(),
         common.join(" ")
@@ -213,7 +224,8 @@ async fn relay(args: &Args, spectators: usize) -> anyhow::Result<()> {
         .spawn()?;
     let relay_pid = relay.id();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let total = 2 * args.duration + 30 + spectators as u64 / 200;
+    // Long enough for any connect phase: the bots are stopped at the end.
+    let total = 2 * args.duration + 600;
     let bots = Command::new("taskset")
         .args(["-c", "1"])
         .arg(args.bin_dir.join("tickforge-bots"))
@@ -259,19 +271,27 @@ async fn relay(args: &Args, spectators: usize) -> anyhow::Result<()> {
         / spectators as f64
         / args.duration as f64;
     let relay_cpu = (cpu_seconds(relay_pid) - relay0) / args.duration as f64;
+    if let Ok(info) = tickforge_client::get_json(&node_url, &format!("/matches/{id}")).await {
+        eprintln!(
+            "(match {id} after the window: {} {} at tick {})",
+            info["state"], info["stopped_reason"], info["tick"]
+        );
+    }
     println!(
-        "| relay spectators | game node CPU | game node tick p99 | relay CPU | frames per spectator per s |"
+        "| relay spectators | game node CPU | game node tick p99 | game node ticks/s | relay CPU | frames per spectator per s |"
     );
-    println!("|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| 0 | {:.1} % | {:.2} ms | – | – |",
+        "| 0 | {:.1} % | {:.2} ms | {:.0} | – | – |",
         alone.cpu * 100.0,
-        alone.tick_p99_ms
+        alone.tick_p99_ms,
+        alone.ticks_per_s
     );
     println!(
-        "| {spectators} | {:.1} % | {:.2} ms | {:.1} % | {per_spectator:.1} |",
+        "| {spectators} | {:.1} % | {:.2} ms | {:.0} | {:.1} % | {per_spectator:.1} |",
         watched.cpu * 100.0,
         watched.tick_p99_ms,
+        watched.ticks_per_s,
         relay_cpu * 100.0
     );
     for w in watchers {
