@@ -302,3 +302,13 @@ pub async fn counting_spectators(
     }
     Ok((frames, watchers))
 }
+
+/// The id of the first running match on the server at `url` (the one a bench's bots started).
+pub async fn first_running_match(url: &str) -> anyhow::Result<u64> {
+    let matches = tickforge_client::get_json(url, "/matches?state=running").await?;
+    matches
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|m| m["id"].as_u64())
+        .ok_or_else(|| anyhow::anyhow!("the bots started no match: {matches}"))
+}

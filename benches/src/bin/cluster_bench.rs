@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tickforge_benches::{cpu_seconds, histogram, quantile_between, start_pinned_server};
 use tickforge_server::auth::{Authority, Role};
@@ -246,14 +246,7 @@ async fn relay(args: &Args, spectators: usize) -> anyhow::Result<()> {
         .spawn()
         .context("starting tickforge-bots (cargo build --release -p tickforge-client)")?;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let matches = tickforge_client::get_json(&node_url, "/matches?state=running").await?;
-    let Some(id) = matches
-        .as_array()
-        .and_then(|a| a.first())
-        .and_then(|m| m["id"].as_u64())
-    else {
-        bail!("the bots started no match: {matches}");
-    };
+    let id = tickforge_benches::first_running_match(&node_url).await?;
     let alone = window(&node_url, pid, args.duration).await?;
 
     let watcher = token(Role::Spectator, "watcher");

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 use tickforge_benches::{cpu_seconds, metric};
 
@@ -90,14 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let total = 2 * args.duration + 20 + args.spectators as u64 / 200;
     let mut bots = start_bots(&args, total)?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let matches = tickforge_client::get_json(&url, "/matches?state=running").await?;
-    let Some(id) = matches
-        .as_array()
-        .and_then(|a| a.first())
-        .and_then(|m| m["id"].as_u64())
-    else {
-        bail!("the bots started no match: {matches}");
-    };
+    let id = tickforge_benches::first_running_match(&url).await?;
 
     let (alone, alone_encodes, alone_ticks) = window(&url, pid, args.duration).await?;
 

@@ -231,10 +231,9 @@ impl Cluster {
                 _ if held.is_none() => continue,
                 _ => {}
             }
-            let entry = self.entry_of(&info);
             let changed = held
                 .as_ref()
-                .is_none_or(|l| l.wrote != (entry.state.clone(), entry.players));
+                .is_none_or(|l| l.wrote.0 != info.state.name() || l.wrote.1 != info.players);
             if changed
                 || held
                     .as_ref()
@@ -287,10 +286,7 @@ impl Cluster {
             node: self.config.node.clone(),
             instance: self.instance,
             url: self.config.advertise.clone(),
-            state: serde_json::to_value(&info.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            state: info.state.name().to_string(),
             game: info.game.clone(),
             players: info.players,
             max_players: info.max_players,

@@ -143,15 +143,6 @@ pub(crate) struct Lease {
     pub wrote: (String, u32),
 }
 
-/// How far a match's records have been acknowledged by the stream.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StreamMark {
-    /// The last tick acknowledged.
-    pub tick: u64,
-    /// Its message's stream sequence.
-    pub seq: u64,
-}
-
 /// A node's connection to the cluster.
 pub struct Cluster {
     config: ClusterConfig,
@@ -165,8 +156,6 @@ pub struct Cluster {
     view: RwLock<BTreeMap<String, directory::Seen>>,
     /// The leases of this node's matches.
     leases: Mutex<BTreeMap<MatchId, Lease>>,
-    /// How far each local match's records are acknowledged.
-    marks: Mutex<BTreeMap<MatchId, StreamMark>>,
     /// Matches this node is taking over now.
     taking: Mutex<std::collections::BTreeSet<MatchId>>,
     /// Held while a relay starts a mirror, so that two spectators start one.
@@ -208,33 +197,25 @@ impl Cluster {
                 detail: e.to_string(),
             })?;
         let js = jetstream::new(client.clone());
-        let setup = |what: &str| {
-            let what = what.to_string();
-            move |e: &dyn std::fmt::Display| ClusterError::Setup {
-                what,
-                detail: e.to_string(),
-            }
-        };
         // A cluster that is still electing its leaders answers "no responders" or times out
-        // for a few seconds: try again for a bounded while.
-        let mut last = None;
-        let mut ready = None;
-        for _ in 0..40 {
+        // for a few seconds: try again for a bounded while (10 s).
+        let mut attempt = 0;
+        let (stream, directory, ids) = loop {
             match Self::ensure(&js, config.replicas).await {
-                Ok(parts) => {
-                    ready = Some(parts);
-                    break;
+                Ok(parts) => break parts,
+                Err(detail) if attempt == 39 => {
+                    return Err(ClusterError::Setup {
+                        what: "stream and buckets".into(),
+                        detail,
+                    });
                 }
                 Err(e) => {
                     tracing::info!(error = %e, "JetStream is not ready yet; trying again");
-                    last = Some(e);
+                    attempt += 1;
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             }
-        }
-        let (stream, directory, ids) = ready.ok_or_else(|| {
-            (setup("stream and buckets"))(&last.unwrap_or_else(|| "no attempt".into()))
-        })?;
+        };
         let mut hasher = sha2::Sha256::new();
         hasher.update(b"tickforge resume tokens\0");
         hasher.update(secret.as_bytes());
@@ -249,7 +230,6 @@ impl Cluster {
             token_key,
             view: RwLock::new(BTreeMap::new()),
             leases: Mutex::new(BTreeMap::new()),
-            marks: Mutex::new(BTreeMap::new()),
             taking: Mutex::new(Default::default()),
             mirror_lock: tokio::sync::Mutex::new(()),
             instance: rand::random(),
@@ -354,10 +334,5 @@ impl Cluster {
         Err(ClusterError::Nats(
             "the match-id counter stayed contended for 100 tries".into(),
         ))
-    }
-
-    /// How far match `id`'s records are acknowledged by the stream, if it runs here.
-    pub fn stream_mark(&self, id: MatchId) -> Option<StreamMark> {
-        self.marks.lock().get(&id).copied()
     }
 }

@@ -18,7 +18,7 @@ use async_nats::jetstream::message::PublishMessage;
 use tickforge_protocol::{CloseCode, MatchId};
 use tokio::sync::mpsc;
 
-use super::{Cluster, StreamMark, records, subject};
+use super::{Cluster, records, subject};
 use crate::log::TickBatch;
 use crate::matches::core::TickOutput;
 use crate::matches::{MatchInfo, MatchShared, SinkFactory, TickSink};
@@ -71,10 +71,6 @@ impl Cluster {
                 subject: subject(shared.id),
                 last: shared.continues_after.unwrap_or(0),
             };
-            cluster
-                .marks
-                .lock()
-                .insert(shared.id, StreamMark::default());
             tokio::spawn(task.run(rx));
             Box::new(StreamSink { tx, shared })
         })
@@ -106,7 +102,6 @@ impl Publisher {
                 return;
             }
         }
-        let mut body = Vec::new();
         let mut pending: Option<Item> = None;
         let mut last_publish: Option<tokio::time::Instant> = None;
         loop {
@@ -123,7 +118,7 @@ impl Publisher {
                 tokio::time::sleep_until(at + self.cluster.config.batch).await;
             }
             last_publish = Some(tokio::time::Instant::now());
-            body.clear();
+            let mut body: Vec<u8> = Vec::new();
             records::encode_tick(&first, &mut body);
             let (from, mut to) = (first.tick.0, first.tick.0);
             while body.len() < records::MAX_MESSAGE_BYTES {
@@ -140,7 +135,7 @@ impl Publisher {
                 }
             }
             let msg = PublishMessage::build()
-                .payload(body.clone().into())
+                .payload(body.into())
                 .message_id(format!("{}:{}:{}", id.0, from, to - from + 1))
                 .header("Tickforge-Kind", records::KIND_TICKS)
                 .header("Tickforge-Ticks", format!("{from}-{to}"));
@@ -148,7 +143,6 @@ impl Publisher {
                 return;
             }
         }
-        self.cluster.marks.lock().remove(&id);
     }
 
     /// Publish one message, trying again (with the same message id, so the stream keeps one
@@ -185,12 +179,6 @@ impl Publisher {
                         .observe(took.as_secs_f64());
                     if tick > 0 {
                         self.shared.info.write().stream_tick = Some(tickforge_protocol::Tick(tick));
-                    }
-                    if let Some(mark) = self.cluster.marks.lock().get_mut(&self.id()) {
-                        *mark = StreamMark {
-                            tick,
-                            seq: ack.sequence,
-                        };
                     }
                     return Ok(());
                 }

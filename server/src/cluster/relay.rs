@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use async_nats::jetstream::consumer::pull;
 use futures_util::StreamExt;
 use tickforge_protocol::{EventKind, MatchId, ReplayHeader, Seq, Tick};
 
@@ -56,19 +56,7 @@ impl Cluster {
             return Ok(None);
         }
         let fail = |detail: String| ClusterError::Records { id, detail };
-        let consumer = self
-            .stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: subject,
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| fail(format!("following: {e}")))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| fail(format!("following: {e}")))?;
+        let mut messages = super::takeover::follow(&self.stream, id).await?;
         let first = tokio::time::timeout(FIRST_MESSAGE, messages.next())
             .await
             .map_err(|_| fail("no header within 5 s".into()))?

@@ -53,98 +53,107 @@ pub async fn fetch_match(url: &str, id: MatchId) -> Result<Recorded, ClusterErro
     read_match(&stream, id).await
 }
 
+/// Every message of match `id`'s subject from its first, in order, as they come (an ordered
+/// consumer: it re-creates itself after a gap, and never delivers one twice).
+pub(crate) async fn follow(
+    stream: &async_nats::jetstream::stream::Stream,
+    id: MatchId,
+) -> Result<pull::Ordered, ClusterError> {
+    let fail = |e: &dyn std::fmt::Display| ClusterError::Records {
+        id,
+        detail: format!("following its subject: {e}"),
+    };
+    stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: subject(id),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| fail(&e))?
+        .messages()
+        .await
+        .map_err(|e| fail(&e))
+}
+
 /// Every record of match `id`, in order, checked: the header first, ticks contiguous from
 /// tick 1, each message whole.
 pub async fn read_match(
     stream: &async_nats::jetstream::stream::Stream,
     id: MatchId,
 ) -> Result<Recorded, ClusterError> {
-    {
-        let fail = |detail: String| ClusterError::Records { id, detail };
-        let subject = subject(id);
-        let last_seq = match stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(m) => m.sequence,
-            Err(e) => return Err(fail(format!("no messages: {e}"))),
+    let fail = |detail: String| ClusterError::Records { id, detail };
+    let subject = subject(id);
+    let last_seq = match stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(m) => m.sequence,
+        Err(e) => return Err(fail(format!("no messages: {e}"))),
+    };
+    let mut messages = follow(stream, id).await?;
+    let deadline = Instant::now() + READ_TIMEOUT;
+    let mut header: Option<ReplayHeader> = None;
+    let mut ticks: Vec<TickRecords> = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = tokio::time::timeout(left, messages.next())
+            .await
+            .map_err(|_| fail(format!("not read within {} s", READ_TIMEOUT.as_secs())))?;
+        let message = match next {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return Err(fail(format!("reading: {e}"))),
+            None => return Err(fail("the stream ended early".into())),
         };
-        let consumer = stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: subject.clone(),
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| fail(format!("reading: {e}")))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| fail(format!("reading: {e}")))?;
-        let deadline = Instant::now() + READ_TIMEOUT;
-        let mut header: Option<ReplayHeader> = None;
-        let mut ticks: Vec<TickRecords> = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let next = tokio::time::timeout(left, messages.next())
-                .await
-                .map_err(|_| fail(format!("not read within {} s", READ_TIMEOUT.as_secs())))?;
-            let message = match next {
-                Some(Ok(m)) => m,
-                Some(Err(e)) => return Err(fail(format!("reading: {e}"))),
-                None => return Err(fail("the stream ended early".into())),
-            };
-            let seq = message
-                .info()
-                .map_err(|e| fail(format!("a message without its stream sequence: {e}")))?
-                .stream_sequence;
-            let kind = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("Tickforge-Kind"))
-                .map(|v| v.as_str().to_string())
-                .unwrap_or_default();
-            match (kind.as_str(), &header) {
-                (records::KIND_HEADER, None) => {
-                    let h = records::decode_header(&message.payload)
-                        .map_err(|e| fail(format!("the header at stream seq {seq}: {e}")))?;
-                    if h.match_id != id {
-                        return Err(fail(format!(
-                            "the header at stream seq {seq} is match {}'s",
-                            h.match_id.0
-                        )));
-                    }
-                    header = Some(h);
-                }
-                (records::KIND_TICKS, Some(_)) => {
-                    let batch =
-                        records::decode_ticks(&message.payload, DEFAULT_MAX_RECORD_BYTES)
-                            .map_err(|e| fail(format!("the message at stream seq {seq}: {e}")))?;
-                    for t in batch {
-                        let expected = ticks.last().map_or(1, |p| p.tick.0 + 1);
-                        if t.tick.0 != expected {
-                            return Err(fail(format!(
-                                "the message at stream seq {seq} has tick {} where tick {expected} was expected",
-                                t.tick.0
-                            )));
-                        }
-                        ticks.push(t);
-                    }
-                }
-                (other, _) => {
+        let seq = message
+            .info()
+            .map_err(|e| fail(format!("a message without its stream sequence: {e}")))?
+            .stream_sequence;
+        let kind = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Tickforge-Kind"))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        match (kind.as_str(), &header) {
+            (records::KIND_HEADER, None) => {
+                let h = records::decode_header(&message.payload)
+                    .map_err(|e| fail(format!("the header at stream seq {seq}: {e}")))?;
+                if h.match_id != id {
                     return Err(fail(format!(
-                        "a message of kind {other:?} at stream seq {seq} out of place"
+                        "the header at stream seq {seq} is match {}'s",
+                        h.match_id.0
                     )));
                 }
+                header = Some(h);
             }
-            if seq >= last_seq {
-                break;
+            (records::KIND_TICKS, Some(_)) => {
+                let batch = records::decode_ticks(&message.payload, DEFAULT_MAX_RECORD_BYTES)
+                    .map_err(|e| fail(format!("the message at stream seq {seq}: {e}")))?;
+                for t in batch {
+                    let expected = ticks.last().map_or(1, |p| p.tick.0 + 1);
+                    if t.tick.0 != expected {
+                        return Err(fail(format!(
+                            "the message at stream seq {seq} has tick {} where tick {expected} was expected",
+                            t.tick.0
+                        )));
+                    }
+                    ticks.push(t);
+                }
+            }
+            (other, _) => {
+                return Err(fail(format!(
+                    "a message of kind {other:?} at stream seq {seq} out of place"
+                )));
             }
         }
-        let header = header.ok_or_else(|| fail("no header".into()))?;
-        Ok(Recorded {
-            header,
-            ticks,
-            last_seq,
-        })
+        if seq >= last_seq {
+            break;
+        }
     }
+    let header = header.ok_or_else(|| fail("no header".into()))?;
+    Ok(Recorded {
+        header,
+        ticks,
+        last_seq,
+    })
 }
 
 impl Cluster {

@@ -120,96 +120,94 @@ pub fn apply_recorded(
     part_names: &[String],
     t: &TickRecords,
 ) -> Result<HashReport, Divergence> {
-    {
-        let tick = sim.now();
-        let diverge = |detail: String| Divergence {
-            tick,
-            detail,
-            parts: vec![],
-        };
-        if t.tick != tick {
-            return Err(diverge(format!(
-                "the file has tick {} where tick {} was expected",
-                t.tick.0, tick.0
-            )));
-        }
-        let mut recorded_derived = Vec::new();
-        for event in &t.events {
-            if event.cause.is_derived() {
-                recorded_derived.push(event);
-            } else if !recorded_derived.is_empty() {
-                return Err(diverge(format!(
-                    "decided event seq {} follows derived events",
-                    event.seq.0
-                )));
-            } else {
-                sim.apply(event);
-            }
-        }
-        let derived = sim.step();
-        for (i, kind) in derived.into_iter().enumerate() {
-            let event = sim.sequence(Cause::Rules, kind);
-            match recorded_derived.get(i) {
-                Some(recorded) if **recorded == event => {}
-                Some(recorded) => {
-                    return Err(diverge(format!(
-                        "derived event seq {}: recorded {:?}, re-simulated {:?}",
-                        recorded.seq.0, recorded.kind, event.kind
-                    )));
-                }
-                None => {
-                    return Err(diverge(format!(
-                        "re-simulation derives an extra event seq {}: {:?}",
-                        event.seq.0, event.kind
-                    )));
-                }
-            }
-        }
-        let made = sim.last_seq();
-        if let Some(missing) = recorded_derived.iter().find(|e| e.seq > made) {
-            return Err(diverge(format!(
-                "the file has derived event seq {} ({:?}) that re-simulation does not produce",
-                missing.seq.0, missing.kind
-            )));
-        }
-        let report = sim.end_tick_report();
-        if report.total != t.end.hash {
-            let parts = report
-                .parts
-                .iter()
-                .zip(&t.end.parts)
-                .enumerate()
-                .filter(|(_, (now, recorded))| now.1.0 != **recorded)
-                .map(|(i, (now, _))| {
-                    part_names
-                        .get(i)
-                        .cloned()
-                        .unwrap_or_else(|| now.0.to_string())
-                })
-                .collect::<Vec<_>>();
-            return Err(Divergence {
-                tick,
-                detail: format!(
-                    "state hash recorded {}, re-simulated {}; differing parts: {}",
-                    t.end.hash,
-                    report.total,
-                    if parts.is_empty() {
-                        "(none named)".to_string()
-                    } else {
-                        parts.join(", ")
-                    }
-                ),
-                parts,
-            });
-        }
-        if let Some(recorded) = &t.snapshot {
-            let now = sim.snapshot();
-            if &now != recorded {
-                return Err(diverge(snapshot_difference(recorded, &now)));
-            }
-        }
-        Ok(report)
+    let tick = sim.now();
+    let diverge = |detail: String| Divergence {
+        tick,
+        detail,
+        parts: vec![],
+    };
+    if t.tick != tick {
+        return Err(diverge(format!(
+            "the file has tick {} where tick {} was expected",
+            t.tick.0, tick.0
+        )));
     }
+    let mut recorded_derived = Vec::new();
+    for event in &t.events {
+        if event.cause.is_derived() {
+            recorded_derived.push(event);
+        } else if !recorded_derived.is_empty() {
+            return Err(diverge(format!(
+                "decided event seq {} follows derived events",
+                event.seq.0
+            )));
+        } else {
+            sim.apply(event);
+        }
+    }
+    let derived = sim.step();
+    for (i, kind) in derived.into_iter().enumerate() {
+        let event = sim.sequence(Cause::Rules, kind);
+        match recorded_derived.get(i) {
+            Some(recorded) if **recorded == event => {}
+            Some(recorded) => {
+                return Err(diverge(format!(
+                    "derived event seq {}: recorded {:?}, re-simulated {:?}",
+                    recorded.seq.0, recorded.kind, event.kind
+                )));
+            }
+            None => {
+                return Err(diverge(format!(
+                    "re-simulation derives an extra event seq {}: {:?}",
+                    event.seq.0, event.kind
+                )));
+            }
+        }
+    }
+    let made = sim.last_seq();
+    if let Some(missing) = recorded_derived.iter().find(|e| e.seq > made) {
+        return Err(diverge(format!(
+            "the file has derived event seq {} ({:?}) that re-simulation does not produce",
+            missing.seq.0, missing.kind
+        )));
+    }
+    let report = sim.end_tick_report();
+    if report.total != t.end.hash {
+        let parts = report
+            .parts
+            .iter()
+            .zip(&t.end.parts)
+            .enumerate()
+            .filter(|(_, (now, recorded))| now.1.0 != **recorded)
+            .map(|(i, (now, _))| {
+                part_names
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| now.0.to_string())
+            })
+            .collect::<Vec<_>>();
+        return Err(Divergence {
+            tick,
+            detail: format!(
+                "state hash recorded {}, re-simulated {}; differing parts: {}",
+                t.end.hash,
+                report.total,
+                if parts.is_empty() {
+                    "(none named)".to_string()
+                } else {
+                    parts.join(", ")
+                }
+            ),
+            parts,
+        });
+    }
+    if let Some(recorded) = &t.snapshot {
+        let now = sim.snapshot();
+        if &now != recorded {
+            return Err(diverge(snapshot_difference(recorded, &now)));
+        }
+    }
+    Ok(report)
 }
 
 /// Say where two snapshots of the same tick differ.

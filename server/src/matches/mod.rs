@@ -49,6 +49,18 @@ pub enum MatchState {
     Moved,
 }
 
+impl MatchState {
+    /// The state's name, as `/matches` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MatchState::Running => "running",
+            MatchState::Ended => "ended",
+            MatchState::Stopped => "stopped",
+            MatchState::Moved => "moved",
+        }
+    }
+}
+
 /// What `/matches` says about a match.
 #[derive(Clone, Debug, Serialize)]
 pub struct MatchInfo {
@@ -1103,4 +1115,24 @@ pub fn replay_files(dir: &Path) -> Vec<(MatchId, PathBuf)> {
         .collect();
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MatchState;
+
+    #[test]
+    fn a_state_s_name_is_how_it_serializes() {
+        for state in [
+            MatchState::Running,
+            MatchState::Ended,
+            MatchState::Stopped,
+            MatchState::Moved,
+        ] {
+            assert_eq!(
+                serde_json::to_value(&state).expect("serializes"),
+                state.name()
+            );
+        }
+    }
 }
