@@ -10,7 +10,7 @@
 //! ```
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,6 +38,7 @@ use tickforge_server::sim::{Games, MatchSetup};
   tickforge-replay diff before.tfr after.tfr
   tickforge-replay export match.tfr --from-tick 100 --to-tick 200 --kind player_hit
   tickforge-replay recover crashed.tfr
+  tickforge-replay project data/replays --db data/read-models.sqlite --rebuild
   tickforge-replay fetch --nats nats://127.0.0.1:4222 --match 7 --out match-000007.tfr
 
 Exit codes: 0 success; 1 the replay diverges, differs or is corrupt; 2 bad usage or unreadable file."
@@ -64,6 +65,27 @@ enum Cmd {
         /// The replay file to write (must not exist).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Project replay files into the read models (docs/QUERIES.md) without re-simulating:
+    /// each match from its checkpoint on, so a run killed midway loses and double-counts
+    /// nothing when run again. `--rebuild` drops every read model first (how a schema change
+    /// is applied).
+    #[command(
+        after_help = "Examples:\n  tickforge-replay project data/replays --db data/read-models.sqlite --rebuild\n  tickforge-replay project match-000007.tfr --db read-models.sqlite"
+    )]
+    Project {
+        /// A replay directory (every match-*.tfr in it), or one replay file.
+        source: PathBuf,
+        /// The read models' SQLite file (created if missing). Stop the server that writes it
+        /// first, or use another file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Drop every read model and project from scratch.
+        #[arg(long)]
+        rebuild: bool,
+        /// Print one JSON object of totals.
+        #[arg(long)]
+        json: bool,
     },
     /// Header, counts per event kind, ticks, duration, players, rejections and file health.
     #[command(after_help = "Example:\n  tickforge-replay inspect match.tfr --json")]
@@ -189,6 +211,118 @@ fn progress(total: u64, what: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// `tickforge-replay project`.
+fn project(source: &Path, db: &Path, rebuild: bool, json: bool) -> anyhow::Result<ExitCode> {
+    use tickforge_projections::{Projector, Sqlite, Store};
+    use tickforge_server::log::reader::ReplayReader;
+    use tickforge_server::projection::project_file;
+
+    let files: Vec<PathBuf> = if source.is_dir() {
+        tickforge_server::matches::replay_files(source)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    } else {
+        vec![source.to_path_buf()]
+    };
+    if files.is_empty() {
+        bail!(
+            "{} holds no replay files (match-NNNNNN.tfr): give the server's replay directory, e.g. data/replays",
+            source.display()
+        );
+    }
+    let mut store = match Sqlite::open(db) {
+        Ok(store) => store,
+        Err(e) if rebuild => {
+            // A database of another schema version: rebuilding is how it is changed.
+            std::fs::remove_file(db).with_context(|| format!("{e}; removing {}", db.display()))?;
+            Sqlite::open(db)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if rebuild {
+        store.reset()?;
+    }
+    let mut projector = Projector::new(store);
+    // The bar counts bytes of the files: what the work is.
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = progress_bytes(total, "projecting");
+    let started = std::time::Instant::now();
+    let (mut ticks, mut events, mut matches, mut play_s) = (0u64, 0u64, 0u64, 0f64);
+    let mut done_bytes = 0u64;
+    for file in &files {
+        let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        let rate = ReplayReader::open(file)
+            .map(|r| r.header().tick_rate_hz.max(1))
+            .with_context(|| format!("opening {}", file.display()))?;
+        let outcome = project_file(&mut projector, file, None, &mut |at| {
+            if let Some(bar) = &bar {
+                bar.set_position(done_bytes + at.min(len));
+            }
+        })
+        .with_context(|| format!("projecting {}", file.display()))?;
+        projector
+            .commit()
+            .with_context(|| format!("committing {}", file.display()))?;
+        projector.close(outcome.match_id);
+        done_bytes += len;
+        ticks += outcome.ticks;
+        events += outcome.events;
+        play_s += outcome.ticks as f64 / f64::from(rate);
+        matches += u64::from(outcome.ticks > 0);
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "files": files.len(),
+                "matches_changed": matches,
+                "ticks": ticks,
+                "events": events,
+                "seconds": elapsed,
+                "events_per_second": events as f64 / elapsed,
+                "real_time_factor": play_s / elapsed,
+            })
+        );
+    } else {
+        println!(
+            "projected {} files into {}: {} new ticks of {} matches, {} events ({:.0} events/s, {:.0}x real time)",
+            files.len(),
+            db.display(),
+            ticks,
+            matches,
+            events,
+            events as f64 / elapsed,
+            play_s / elapsed
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bytes(total: u64, what: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() || total < 1 << 20 {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
 fn run(cli: Cli, games: &Games) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::Fetch {
@@ -272,6 +406,12 @@ fn run(cli: Cli, games: &Games) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Project {
+            source,
+            db,
+            rebuild,
+            json,
+        } => project(&source, &db, rebuild, json),
         Cmd::Verify { file } => {
             let (header, index, _) =
                 crate::summary(&file).with_context(|| format!("opening {}", file.display()))?;

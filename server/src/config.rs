@@ -181,6 +181,14 @@ pub struct ConfigArgs {
     #[arg(long, env = "TICKFORGE_RELAY")]
     #[serde(default)]
     pub relay: bool,
+    /// The read models' database (docs/QUERIES.md): a SQLite file path, or `off` for none.
+    /// A relative path is in the data directory [default: read-models.sqlite]
+    #[arg(long, env = "TICKFORGE_READ_DB")]
+    pub read_db: Option<String>,
+    /// Milliseconds the projector gathers durable ticks into one transaction
+    /// [default: 100; 10..=10000]
+    #[arg(long, env = "TICKFORGE_PROJECTION_BATCH_MS")]
+    pub projection_batch_ms: Option<u64>,
     /// Log format on stderr: text or json [default: text]
     #[arg(long, env = "TICKFORGE_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -245,6 +253,11 @@ pub struct ServerConfig {
     pub log_json: bool,
     /// Cluster mode, if configured.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// The read models' SQLite file, relative to the data directory unless absolute (`None`:
+    /// no projector, no query API). [`ServerConfig::read_db_path`] is where it is.
+    pub read_db: Option<PathBuf>,
+    /// How long the projector gathers ticks into one transaction.
+    pub projection_batch: Duration,
 }
 
 impl Default for ServerConfig {
@@ -288,6 +301,8 @@ impl Default for ServerConfig {
             conformance_echo: false,
             log_json: false,
             cluster: None,
+            read_db: Some(PathBuf::from("read-models.sqlite")),
+            projection_batch: Duration::from_millis(100),
         }
     }
 }
@@ -324,6 +339,7 @@ pub const RANGES: &[(&str, u64, u64)] = &[
     ("--nats-replicas", 1, 5),
     ("--lease-ms", 300, 60_000),
     ("--stream-batch-ms", 0, 1000),
+    ("--projection-batch-ms", 10, 10_000),
 ];
 
 /// A setting that is out of range or malformed.
@@ -459,6 +475,8 @@ impl ConfigArgs {
             nats_replicas,
             lease_ms,
             stream_batch_ms,
+            read_db,
+            projection_batch_ms,
             log_format
         )
     }
@@ -592,6 +610,17 @@ impl ConfigArgs {
             }
         };
         let max_connections = ranged("--max-connections", self.max_connections, d.max_connections)?;
+        let read_db = match self.read_db.as_deref().map(str::trim) {
+            Some("off") => None,
+            Some("") => {
+                return Err(invalid(
+                    "--read-db",
+                    "give a SQLite file path, or off for no read models".to_string(),
+                ));
+            }
+            Some(path) => Some(PathBuf::from(path)),
+            None => d.read_db.clone(),
+        };
         Ok(ServerConfig {
             listen,
             data_dir: self.data_dir.unwrap_or(d.data_dir),
@@ -689,6 +718,12 @@ impl ConfigArgs {
             conformance_echo: self.conformance_echo,
             log_json,
             cluster,
+            read_db,
+            projection_batch: Duration::from_millis(ranged(
+                "--projection-batch-ms",
+                self.projection_batch_ms,
+                100,
+            )?),
         })
     }
 }
@@ -727,6 +762,11 @@ impl ServerConfig {
     /// Where replay files live.
     pub fn replay_dir(&self) -> PathBuf {
         self.data_dir.join("replays")
+    }
+
+    /// The read models' database file, if the server keeps them.
+    pub fn read_db_path(&self) -> Option<PathBuf> {
+        self.read_db.as_ref().map(|p| self.data_dir.join(p))
     }
 
     /// `text` with every path of the data directory taken out, for messages that reach

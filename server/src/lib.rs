@@ -42,6 +42,7 @@ pub mod log;
 pub mod matches;
 pub mod metrics;
 pub mod net;
+pub mod projection;
 pub mod sim;
 
 pub use sim::{CommandInput, MatchSetup, Sim, TickReport};

@@ -68,6 +68,16 @@ pub struct Metrics {
     pub takeovers: Counter,
     /// Relays: ticks a mirrored match is behind its owner, as the directory says.
     pub relay_lag_ticks: Family<MatchLabel, Gauge>,
+    /// Read side: ticks a running match's read models are behind its last tick.
+    pub projection_lag_ticks: Family<MatchLabel, Gauge>,
+    /// Read side: the most any match's read models are behind.
+    pub projection_lag_max_ticks: Gauge,
+    /// Read side: one commit of the projector (its rows and checkpoints).
+    pub projection_commit_seconds: Histogram,
+    /// Read side: commits that failed (the database down, busy or full), each retried.
+    pub projection_errors: Counter,
+    /// Read side: events that could not be projected (see /projections/dead-letters).
+    pub projection_dead_letters: Counter,
     tick_hdr: Mutex<hdrhistogram::Histogram<u64>>,
 }
 
@@ -116,6 +126,11 @@ impl Metrics {
             leases_lost: Counter::default(),
             takeovers: Counter::default(),
             relay_lag_ticks: Family::default(),
+            projection_lag_ticks: Family::default(),
+            projection_lag_max_ticks: Gauge::default(),
+            projection_commit_seconds: Histogram::new(exponential(0.000_05, 2.0, 18)),
+            projection_errors: Counter::default(),
+            projection_dead_letters: Counter::default(),
             tick_hdr: Mutex::new(
                 hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
                     .unwrap_or_else(|_| unreachable!("the bounds are valid")),
@@ -167,6 +182,31 @@ impl Metrics {
             "relay_lag_ticks",
             "Relays: ticks a mirrored match is behind its owner",
             m.relay_lag_ticks.clone(),
+        );
+        registry.register(
+            "projection_lag_ticks",
+            "Read side: ticks a running match's read models are behind its last tick",
+            m.projection_lag_ticks.clone(),
+        );
+        registry.register(
+            "projection_lag_max_ticks",
+            "Read side: the most ticks any running match's read models are behind",
+            m.projection_lag_max_ticks.clone(),
+        );
+        registry.register(
+            "projection_commit_seconds",
+            "Read side: one projector commit (rows and checkpoints, one transaction)",
+            m.projection_commit_seconds.clone(),
+        );
+        registry.register(
+            "projection_errors",
+            "Read side: projector commits that failed and were retried",
+            m.projection_errors.clone(),
+        );
+        registry.register(
+            "projection_dead_letters",
+            "Read side: events that could not be projected",
+            m.projection_dead_letters.clone(),
         );
         registry.register(
             "takeovers",

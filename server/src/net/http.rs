@@ -57,7 +57,7 @@ use crate::config::{OriginPolicy, normalize_origin};
 use crate::log::ReplayReader;
 use crate::matches::{self, CreateError, Creator, ListState};
 
-type Body = BoxBody<Bytes, std::io::Error>;
+pub(super) type Body = BoxBody<Bytes, std::io::Error>;
 
 // The web viewer, embedded so that running the server needs no build step of its own.
 
@@ -170,7 +170,7 @@ fn respond(
     response
 }
 
-fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+pub(super) fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     respond(
         status,
         "application/json",
@@ -178,7 +178,11 @@ fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     )
 }
 
-fn error(status: StatusCode, code: &str, detail: impl std::fmt::Display) -> Response<Body> {
+pub(super) fn error(
+    status: StatusCode,
+    code: &str,
+    detail: impl std::fmt::Display,
+) -> Response<Body> {
     json_response(
         status,
         &json!({ "error": code, "detail": detail.to_string() }),
@@ -361,6 +365,14 @@ async fn route(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Resp
             "text/plain; charset=utf-8",
             index_text(&state),
         ),
+        (
+            &Method::GET,
+            ["players", _]
+            | ["leaderboard"]
+            | ["rejections"]
+            | ["projections", "dead-letters"]
+            | ["matches", _, "summary" | "timeline"],
+        ) => super::queries::answer(&req, &segments, &state).await,
         (&Method::GET, ["matches", id]) => match_info(id, &state),
         (&Method::GET, ["matches", id, "snapshot"]) => match_snapshot(id, &state).await,
         (&Method::GET, ["replays", id, "events"]) => replay_events(id, &req, &state).await,
@@ -388,7 +400,8 @@ async fn route(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Resp
         (
             _,
             [
-                "healthz" | "metrics" | "matches" | "replays" | "play" | "spectate",
+                "healthz" | "metrics" | "matches" | "replays" | "play" | "spectate" | "players"
+                | "leaderboard" | "rejections" | "projections",
                 ..,
             ]
             | ["auth", "guest"],
@@ -407,7 +420,7 @@ async fn route(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Resp
 
 fn index_text(state: &AppState) -> String {
     format!(
-        "tickforge {}\n\nGET  / (the web viewer)\nGET  /play (the play page, in a browser)\nGET  /healthz\nGET  /metrics\nGET  /matches?state=running|finished|all&before=ID&limit=N\nPOST /matches\nGET  /matches/ID\nGET  /matches/ID/snapshot\nGET  /replays?before=ID&limit=N\nGET  /replays/ID\nGET  /replays/ID/seek?tick=T\nGET  /replays/ID/events?from_tick=A&to_tick=B\nGET  /replays/ID/rejections\n{}GET  /play (WebSocket)\nGET  /spectate/ID?from=SEQ|live&delay=TICKS&format=json|msgpack (WebSocket)\n",
+        "tickforge {}\n\nGET  / (the web viewer)\nGET  /play (the play page, in a browser)\nGET  /healthz\nGET  /metrics\nGET  /matches?state=running|finished|all&before=ID&limit=N\nPOST /matches\nGET  /matches/ID\nGET  /matches/ID/snapshot\nGET  /replays?before=ID&limit=N\nGET  /replays/ID\nGET  /replays/ID/seek?tick=T\nGET  /replays/ID/events?from_tick=A&to_tick=B\nGET  /replays/ID/rejections\nGET  /players/NAME\nGET  /leaderboard?game=G&period=all|day|week&limit=N&offset=K\nGET  /matches/ID/summary\nGET  /matches/ID/timeline?interval_ticks=N&from_tick=T&frames=F\nGET  /rejections?player=&rule=&match=&from_ms=&to_ms=&limit=&offset=\nGET  /projections/dead-letters?match=&limit=&offset=\n{}GET  /play (WebSocket)\nGET  /spectate/ID?from=SEQ|live&delay=TICKS&format=json|msgpack (WebSocket)\n",
         env!("CARGO_PKG_VERSION"),
         if state.auth.development() {
             "POST /auth/guest\n"

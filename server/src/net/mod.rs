@@ -15,6 +15,7 @@
 mod deadline;
 mod http;
 pub mod limits;
+mod queries;
 pub(crate) mod session;
 pub mod spectate;
 pub mod web;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub files: Option<FileLimit>,
     /// Which caps the open-file limit lowered, and from what.
     pub lowered: Lowered,
+    /// The read models and their projector, unless `--read-db off`.
+    pub read_models: Option<Arc<crate::projection::ReadModels>>,
     limits: ConnLimits,
     next_conn: AtomicU64,
 }
@@ -231,6 +234,33 @@ impl Server {
                 Some(cluster)
             }
         };
+        // The read models: the projector follows every match this node plays (a relay plays
+        // none).
+        let relay = config.cluster.as_ref().is_some_and(|c| c.relay);
+        let read_models = match config.read_db_path() {
+            Some(db) if !relay => {
+                let models = crate::projection::ReadModels::open(&db).with_context(|| {
+                    format!(
+                        "--read-db: opening the read models at {} (use --read-db off to run without them)",
+                        db.display()
+                    )
+                })?;
+                sinks.push(models.feeds().sink_factory());
+                Some(Arc::new(models))
+            }
+            _ => None,
+        };
+        if let Some(models) = &read_models {
+            models.start(
+                crate::projection::LiveConfig {
+                    db: models.db().to_path_buf(),
+                    replay_dir: config.replay_dir(),
+                    batch: config.projection_batch,
+                },
+                metrics.clone(),
+                shutdown.clone(),
+            )?;
+        }
         let registry = Arc::new(Registry::new(
             config.clone(),
             Arc::new(games),
@@ -250,6 +280,7 @@ impl Server {
             scans: Arc::new(ScanCache::default()),
             files,
             lowered,
+            read_models,
             config,
             registry,
             metrics,
@@ -328,6 +359,10 @@ impl Server {
             .is_err()
         {
             tracing::warn!("some connections did not close within 15 s of shutdown");
+        }
+        // The projector commits the matches' last ticks, then stops.
+        if let Some(models) = state.read_models.clone() {
+            let _ = tokio::task::spawn_blocking(move || models.join()).await;
         }
     }
 }

@@ -1,0 +1,406 @@
+//! The read side in a server: the live projector, and projecting replay files (its catch-up
+//! at start, and `tickforge-replay project`'s rebuild).
+//!
+//! The live projector is one thread. Every match registers with it through a sink
+//! ([`Feeds::sink_factory`]); each round (`--projection-batch-ms`) it takes every running
+//! match's ticks that the log has made durable, from the match's ring in memory (or from its
+//! replay file when the ring has moved on), and commits them in one transaction. It never
+//! projects a tick the log could still lose, so the read models never hold what a replay file
+//! does not. A database that fails makes it wait and retry with backoff, holding at most one
+//! batch; matches never wait for it, and its lag grows (`projection_lag_ticks`).
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the projector's rounds and backoff are wall-clock time; this is I/O, not the simulation"
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tickforge_projections::{Projector, Sqlite, Store, StoreError};
+use tickforge_protocol::{MatchId, Tick};
+use tokio_util::sync::CancellationToken;
+
+use crate::log::LogError;
+use crate::log::reader::ReplayReader;
+use crate::matches::core::TickOutput;
+use crate::matches::{MatchShared, SinkFactory, TickSink, replay_files};
+use crate::metrics::{MatchLabel, Metrics};
+
+/// Rows (events, rejections, empty ticks) the projector gathers before it commits, even
+/// within a round: the bound on what it holds while the database is down.
+pub const MAX_BATCH_ROWS: usize = 20_000;
+
+/// The longest wait between two tries of a failing database.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Why a file could not be projected.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {message}")]
+    Bad { path: PathBuf, message: String },
+}
+
+/// What projecting a file did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileProjected {
+    pub match_id: u64,
+    /// Ticks applied (new to the read models).
+    pub ticks: u64,
+    pub events: u64,
+    /// The file's last whole tick.
+    pub last_tick: u64,
+}
+
+/// Project the ticks of the replay file at `path` that the read models do not have yet (up to
+/// `up_to`, if given), committing every [`MAX_BATCH_ROWS`] rows. `progress` is called after
+/// each tick with the offset reached in the file. The last batch is left for the caller to
+/// commit.
+pub fn project_file<S: Store>(
+    projector: &mut Projector<S>,
+    path: &Path,
+    up_to: Option<Tick>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<FileProjected, ProjectError> {
+    let mut reader = ReplayReader::open(path)?;
+    let header = reader.header().clone();
+    let last_tick = reader.index().last_tick;
+    let id = header.match_id.0;
+    let from = projector.open(&header)?;
+    let mut done = FileProjected {
+        match_id: id,
+        last_tick: last_tick.0,
+        ..FileProjected::default()
+    };
+    let end = up_to.map_or(last_tick, |t| t.min(last_tick));
+    if from.tick >= end.0 {
+        return Ok(done);
+    }
+    let mut ticks = reader.ticks_near(Tick(from.tick + 1))?;
+    while let Some(t) = ticks.next() {
+        let t = t?;
+        if t.tick.0 <= from.tick {
+            continue;
+        }
+        if t.tick > end {
+            break;
+        }
+        let applied = projector
+            .tick(id, t.tick.0, &t.events, &t.rejections)
+            .map_err(|e| ProjectError::Bad {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        if applied == tickforge_projections::Applied::Applied {
+            done.ticks += 1;
+            done.events += t.events.len() as u64;
+        }
+        progress(ticks.offset());
+        if projector.pending_rows() >= MAX_BATCH_ROWS {
+            projector.commit()?;
+        }
+    }
+    Ok(done)
+}
+
+/// The running matches the live projector follows, registered by their sink.
+#[derive(Debug, Default)]
+pub struct Feeds {
+    matches: Mutex<BTreeMap<MatchId, Arc<MatchShared>>>,
+}
+
+/// The sink that registers a match with the projector. The projector reads the match's
+/// durable ticks itself, so a tick costs this sink nothing.
+struct Registered;
+
+impl TickSink for Registered {
+    fn tick(&mut self, _output: &TickOutput) {}
+}
+
+impl Feeds {
+    /// The sink factory that registers every new match.
+    pub fn sink_factory(self: &Arc<Feeds>) -> SinkFactory {
+        let feeds = self.clone();
+        Arc::new(move |shared: &Arc<MatchShared>| {
+            feeds.matches.lock().insert(shared.id, shared.clone());
+            Box::new(Registered) as Box<dyn TickSink>
+        })
+    }
+
+    fn snapshot(&self) -> Vec<Arc<MatchShared>> {
+        self.matches.lock().values().cloned().collect()
+    }
+
+    fn forget(&self, id: MatchId) {
+        self.matches.lock().remove(&id);
+    }
+}
+
+/// A server's read models: their database, the queries' connection, the projector.
+#[derive(Debug)]
+pub struct ReadModels {
+    db: PathBuf,
+    feeds: Arc<Feeds>,
+    /// Opened on the first query (read-only).
+    queries: Mutex<Option<Sqlite>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl ReadModels {
+    /// Open (creating if need be) the database at `db`: an error here stops the server from
+    /// starting, with what to do.
+    pub fn open(db: &Path) -> Result<ReadModels, StoreError> {
+        if let Some(dir) = db.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::new(format!("creating {}", dir.display()), e, false))?;
+        }
+        Sqlite::open(db)?;
+        Ok(ReadModels {
+            db: db.to_path_buf(),
+            feeds: Arc::new(Feeds::default()),
+            queries: Mutex::new(None),
+            thread: Mutex::new(None),
+        })
+    }
+
+    pub fn db(&self) -> &Path {
+        &self.db
+    }
+
+    pub fn feeds(&self) -> &Arc<Feeds> {
+        &self.feeds
+    }
+
+    /// Start the live projector.
+    pub fn start(
+        &self,
+        config: LiveConfig,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let handle = start(config, self.feeds.clone(), metrics, shutdown)?;
+        *self.thread.lock() = Some(handle);
+        Ok(())
+    }
+
+    /// Wait for the projector to stop (after shutdown).
+    pub fn join(&self) {
+        if let Some(handle) = self.thread.lock().take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// Run a query on the queries' connection (one at a time).
+    pub fn query<T>(
+        &self,
+        job: impl FnOnce(&mut Sqlite) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.queries.lock();
+        if conn.is_none() {
+            *conn = Some(Sqlite::open_read_only(&self.db)?);
+        }
+        let db = conn.as_mut().unwrap_or_else(|| unreachable!("just opened"));
+        let result = job(db);
+        if result.as_ref().is_err_and(|e| !e.transient) {
+            *conn = None;
+        }
+        result
+    }
+}
+
+/// The live projector's settings.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    pub db: PathBuf,
+    pub replay_dir: PathBuf,
+    pub batch: Duration,
+}
+
+/// Start the live projector's thread. It stops once `shutdown` is cancelled and every match
+/// it follows has finished and is projected (or after `drain` more).
+pub fn start(
+    config: LiveConfig,
+    feeds: Arc<Feeds>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("projector".into())
+        .spawn(move || Live::new(config, feeds, metrics, shutdown).run())
+}
+
+struct Live {
+    config: LiveConfig,
+    feeds: Arc<Feeds>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    projector: Option<Projector<Sqlite>>,
+    backoff: Duration,
+    /// Replay files of matches not running that are still to be caught up.
+    files: Vec<(MatchId, PathBuf)>,
+}
+
+impl Live {
+    fn new(
+        config: LiveConfig,
+        feeds: Arc<Feeds>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Live {
+        let files = replay_files(&config.replay_dir);
+        Live {
+            config,
+            feeds,
+            metrics,
+            shutdown,
+            projector: None,
+            backoff: Duration::ZERO,
+            files,
+        }
+    }
+
+    fn run(mut self) {
+        let mut stopping: Option<Instant> = None;
+        loop {
+            let round = Instant::now();
+            match self.round() {
+                Ok(()) => self.backoff = Duration::ZERO,
+                Err(e) => self.failed(&e),
+            }
+            if self.shutdown.is_cancelled() {
+                let since = *stopping.get_or_insert_with(Instant::now);
+                let drained = self.feeds.matches.lock().is_empty();
+                if (drained && self.files.is_empty()) || since.elapsed() > Duration::from_secs(10) {
+                    break;
+                }
+            }
+            let wait = self.config.batch.max(self.backoff);
+            if let Some(left) = wait.checked_sub(round.elapsed()) {
+                std::thread::sleep(left);
+            }
+        }
+        tracing::info!("projector stopped");
+    }
+
+    fn failed(&mut self, e: &ProjectError) {
+        self.metrics.projection_errors.inc();
+        let transient = matches!(e, ProjectError::Store(s) if s.transient);
+        if !transient {
+            // Start again from what is committed.
+            self.projector = None;
+        }
+        self.backoff = (self.backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF);
+        tracing::warn!(error = %e, retry_in_ms = self.backoff.as_millis() as u64, "projector: will retry");
+    }
+
+    fn projector(&mut self) -> Result<&mut Projector<Sqlite>, ProjectError> {
+        if self.projector.is_none() {
+            self.projector = Some(Projector::new(Sqlite::open(&self.config.db)?));
+        }
+        Ok(self
+            .projector
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("just set")))
+    }
+
+    /// One round: files still to catch up, then every running match's durable ticks; one
+    /// commit.
+    fn round(&mut self) -> Result<(), ProjectError> {
+        let metrics = self.metrics.clone();
+        let feeds = self.feeds.snapshot();
+        let running: Vec<MatchId> = feeds.iter().map(|s| s.id).collect();
+        // Files of matches that are not running (a previous run's), once each.
+        while let Some((id, path)) = self.files.last().cloned() {
+            if running.contains(&id) {
+                self.files.pop();
+                continue;
+            }
+            let projector = self.projector()?;
+            project_file(projector, &path, None, &mut |_| {})?;
+            self.commit()?;
+            if let Some(p) = self.projector.as_mut() {
+                p.close(id.0);
+            }
+            self.files.pop();
+        }
+        let mut max_lag = 0u64;
+        let mut finished = Vec::new();
+        for shared in &feeds {
+            // The live mark first: a finished match's durable tick is final before its mark
+            // says finished.
+            let live = *shared.live.borrow();
+            let (durable, done) = (shared.info.read().durable_tick, live.finished);
+            let live = live.tick;
+            let projector = self.projector()?;
+            let from = projector.open(&shared.header)?;
+            let mut at = from.tick;
+            while at < durable.0 && projector.pending_rows() < MAX_BATCH_ROWS {
+                let next = Tick(at + 1);
+                match shared.ring_tick(next).filter(|t| t.tick == next) {
+                    Some(t) => {
+                        let records = &t.records;
+                        let _ = projector.tick(
+                            shared.id.0,
+                            next.0,
+                            &records.events,
+                            &records.rejections,
+                        );
+                        at = next.0;
+                    }
+                    None => {
+                        // The ring has moved on (the projector was held up): the file has it.
+                        project_file(projector, &shared.replay_path, Some(durable), &mut |_| {})?;
+                        at = projector.checkpoint(shared.id.0).map_or(at, |c| c.tick);
+                        break;
+                    }
+                }
+            }
+            let lag = live.0.saturating_sub(at);
+            max_lag = max_lag.max(lag);
+            let label = MatchLabel {
+                match_id: shared.id.0,
+            };
+            if done && at >= durable.0 {
+                finished.push(shared.id);
+                metrics.projection_lag_ticks.remove(&label);
+            } else {
+                metrics
+                    .projection_lag_ticks
+                    .get_or_create(&label)
+                    .set(lag as i64);
+            }
+        }
+        metrics.projection_lag_max_ticks.set(max_lag as i64);
+        self.commit()?;
+        for id in finished {
+            self.feeds.forget(id);
+            if let Some(p) = self.projector.as_mut() {
+                p.close(id.0);
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), ProjectError> {
+        let started = Instant::now();
+        let metrics = self.metrics.clone();
+        let projector = self.projector()?;
+        let committed = projector.commit()?;
+        if committed.matches > 0 {
+            metrics
+                .projection_commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            metrics
+                .projection_dead_letters
+                .inc_by(committed.dead_letters as u64);
+        }
+        Ok(())
+    }
+}
