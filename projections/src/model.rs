@@ -70,6 +70,10 @@ pub struct MatchModel {
     pub events: u64,
     pub rejections: u64,
     pub ended: Option<Ended>,
+    /// The log of the match is closed: no tick will follow (it ended, or was stopped without
+    /// a result).
+    #[serde(default)]
+    pub closed: bool,
     /// By player id.
     pub players: BTreeMap<u32, PlayerLine>,
     /// Events by kind name.
@@ -158,10 +162,22 @@ impl MatchModel {
             events: 0,
             rejections: 0,
             ended: None,
+            closed: false,
             players: BTreeMap::new(),
             kinds: BTreeMap::new(),
             entities: BTreeMap::new(),
             projectiles: BTreeMap::new(),
+        }
+    }
+
+    /// `ended` (with a result), `closed` (stopped without one) or `running`.
+    pub fn state(&self) -> &'static str {
+        if self.ended.is_some() {
+            "ended"
+        } else if self.closed {
+            "closed"
+        } else {
+            "running"
         }
     }
 
@@ -349,6 +365,7 @@ impl MatchModel {
             events: 0,
             rejections: 0,
             ended: None,
+            closed: false,
             players: BTreeMap::new(),
             kinds: BTreeMap::new(),
             entities: BTreeMap::new(),

@@ -97,6 +97,18 @@ impl<S: Store> Projector<S> {
         Ok(applied)
     }
 
+    /// The match's log is closed (its replay file has its footer): mark it so, to be
+    /// committed with the next batch.
+    pub fn finish(&mut self, match_id: u64) -> Result<(), NotOpen> {
+        let model = self.models.get_mut(&match_id).ok_or(NotOpen(match_id))?;
+        if !model.closed {
+            model.closed = true;
+            self.pending.entry(match_id).or_default();
+            self.pending_rows += 1;
+        }
+        Ok(())
+    }
+
     /// Rows (and empty ticks) applied since the last commit.
     pub fn pending_rows(&self) -> usize {
         self.pending_rows

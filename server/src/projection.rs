@@ -81,6 +81,9 @@ pub fn project_file<S: Store>(
     };
     let end = up_to.map_or(last_tick, |t| t.min(last_tick));
     if from.tick >= end.0 {
+        if reader.health().clean_close && end == last_tick {
+            let _ = projector.finish(id);
+        }
         return Ok(done);
     }
     let mut ticks = reader.ticks_near(Tick(from.tick + 1))?;
@@ -106,6 +109,11 @@ pub fn project_file<S: Store>(
         if projector.pending_rows() >= MAX_BATCH_ROWS {
             projector.commit()?;
         }
+    }
+    drop(ticks);
+    if reader.health().clean_close && end == last_tick {
+        // Whatever the match's end, its log is closed: no tick follows.
+        let _ = projector.finish(id);
     }
     Ok(done)
 }
@@ -368,6 +376,8 @@ impl Live {
                 match_id: shared.id.0,
             };
             if done && at >= durable.0 {
+                // Its log is closed (the mark says finished only after the close).
+                let _ = projector.finish(shared.id.0);
                 finished.push(shared.id);
                 metrics.projection_lag_ticks.remove(&label);
             } else {
