@@ -122,9 +122,15 @@ pub struct Sqlite {
 fn err(doing: &str, path: &Path) -> impl Fn(rusqlite::Error) -> StoreError {
     let doing = format!("{doing} {}", path.display());
     move |e| {
+        // Busy, locked, a full disk or a failing device may pass: tried again later.
         let transient = matches!(
             e.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            Some(
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+            )
         );
         StoreError::new(doing.clone(), e, transient)
     }

@@ -162,14 +162,22 @@ pub struct ReadModels {
 }
 
 impl ReadModels {
-    /// Open (creating if need be) the database at `db`: an error here stops the server from
-    /// starting, with what to do.
+    /// Open (creating if need be) the database at `db`. An error the operator must fix (a
+    /// path that cannot be a database, read models of another schema version) stops the
+    /// server from starting, with what to do; one that may pass (a full disk) does not: the
+    /// projector tries again, and matches are played meanwhile.
     pub fn open(db: &Path) -> Result<ReadModels, StoreError> {
         if let Some(dir) = db.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::new(format!("creating {}", dir.display()), e, false))?;
         }
-        Sqlite::open(db)?;
+        match Sqlite::open(db) {
+            Ok(_) => {}
+            Err(e) if e.transient => {
+                tracing::warn!(error = %e, "the read models cannot be opened yet; the projector will retry");
+            }
+            Err(e) => return Err(e),
+        }
         Ok(ReadModels {
             db: db.to_path_buf(),
             feeds: Arc::new(Feeds::default()),
@@ -299,6 +307,14 @@ impl Live {
 
     fn failed(&mut self, e: &ProjectError) {
         self.metrics.projection_errors.inc();
+        // Finished matches wait as files, not as their shared state: what waits for a
+        // database that stays down is a path per match.
+        for shared in self.feeds.snapshot() {
+            if shared.live.borrow().finished {
+                self.feeds.forget(shared.id);
+                self.files.push((shared.id, shared.replay_path.clone()));
+            }
+        }
         let transient = matches!(e, ProjectError::Store(s) if s.transient);
         if !transient {
             // Start again from what is committed.
@@ -331,7 +347,15 @@ impl Live {
                 continue;
             }
             let projector = self.projector()?;
-            project_file(projector, &path, None, &mut |_| {})?;
+            match project_file(projector, &path, None, &mut |_| {}) {
+                Ok(_) => {}
+                Err(ProjectError::Store(e)) => return Err(ProjectError::Store(e)),
+                // A file that cannot be read is left out (a rebuild says the same), and does
+                // not hold up the rest.
+                Err(e) => {
+                    tracing::error!(match_id = id.0, error = %e, "projector: replay file left out")
+                }
+            }
             self.commit()?;
             if let Some(p) = self.projector.as_mut() {
                 p.close(id.0);

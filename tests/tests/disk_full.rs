@@ -23,7 +23,14 @@ async fn a_full_disk_stops_the_match_and_leaves_a_verifiable_replay() {
     }
     let unmount = scopeguard(mount.path().to_path_buf());
     let data = mount.path().join("data");
-    let server = TestServer::start(|c| c.data_dir = data.clone()).await;
+    // The read models live on another disk: the tmpfs is the replay's alone.
+    let read_dir = tempfile::tempdir().expect("temp dir");
+    let read_db = read_dir.path().join("read-models.sqlite");
+    let server = TestServer::start(|c| {
+        c.data_dir = data.clone();
+        c.read_db = Some(read_db.clone());
+    })
+    .await;
     let id = server
         .create_match("drift", json!({ "max_players": 8 }), 1)
         .await;
