@@ -125,20 +125,33 @@ pub struct Feeds {
 }
 
 /// The sink that registers a match with the projector. The projector reads the match's
-/// durable ticks itself, so a tick costs this sink nothing.
-struct Registered;
+/// durable ticks itself, so a tick costs this sink nothing; at the end it takes the match's
+/// lag series off `/metrics` at once, as every per-match series goes when its match does.
+struct Registered {
+    id: MatchId,
+    metrics: Arc<Metrics>,
+}
 
 impl TickSink for Registered {
     fn tick(&mut self, _output: &TickOutput) {}
+
+    fn finished(&mut self, _summary: &crate::matches::MatchInfo) {
+        self.metrics.projection_lag_ticks.remove(&MatchLabel {
+            match_id: self.id.0,
+        });
+    }
 }
 
 impl Feeds {
     /// The sink factory that registers every new match.
-    pub fn sink_factory(self: &Arc<Feeds>) -> SinkFactory {
+    pub fn sink_factory(self: &Arc<Feeds>, metrics: Arc<Metrics>) -> SinkFactory {
         let feeds = self.clone();
         Arc::new(move |shared: &Arc<MatchShared>| {
             feeds.matches.lock().insert(shared.id, shared.clone());
-            Box::new(Registered) as Box<dyn TickSink>
+            Box::new(Registered {
+                id: shared.id,
+                metrics: metrics.clone(),
+            }) as Box<dyn TickSink>
         })
     }
 
@@ -404,7 +417,7 @@ impl Live {
                 let _ = projector.finish(shared.id.0);
                 finished.push(shared.id);
                 metrics.projection_lag_ticks.remove(&label);
-            } else {
+            } else if !shared.live.borrow().finished {
                 metrics
                     .projection_lag_ticks
                     .get_or_create(&label)

@@ -245,7 +245,7 @@ impl Server {
                         db.display()
                     )
                 })?;
-                sinks.push(models.feeds().sink_factory());
+                sinks.push(models.feeds().sink_factory(metrics.clone()));
                 Some(Arc::new(models))
             }
             _ => None,
