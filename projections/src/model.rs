@@ -152,11 +152,20 @@ pub enum Applied {
 impl MatchModel {
     /// A match with nothing applied yet.
     pub fn new(header: &ReplayHeader) -> MatchModel {
+        MatchModel::started(
+            header.match_id.0,
+            header.game.clone(),
+            header.tick_rate_hz.max(1),
+            header.created_at_unix_ms,
+        )
+    }
+
+    fn started(match_id: u64, game: String, tick_rate_hz: u32, created: u64) -> MatchModel {
         MatchModel {
-            match_id: header.match_id.0,
-            game: header.game.clone(),
-            tick_rate_hz: header.tick_rate_hz.max(1),
-            created_at_unix_ms: header.created_at_unix_ms,
+            match_id,
+            game,
+            tick_rate_hz,
+            created_at_unix_ms: created,
             last_tick: 0,
             last_seq: 0,
             events: 0,
@@ -355,22 +364,12 @@ impl MatchModel {
 
     /// The same match with nothing applied: the start of a fold over its stored events.
     pub fn restarted(&self) -> MatchModel {
-        MatchModel {
-            match_id: self.match_id,
-            game: self.game.clone(),
-            tick_rate_hz: self.tick_rate_hz,
-            created_at_unix_ms: self.created_at_unix_ms,
-            last_tick: 0,
-            last_seq: 0,
-            events: 0,
-            rejections: 0,
-            ended: None,
-            closed: false,
-            players: BTreeMap::new(),
-            kinds: BTreeMap::new(),
-            entities: BTreeMap::new(),
-            projectiles: BTreeMap::new(),
-        }
+        MatchModel::started(
+            self.match_id,
+            self.game.clone(),
+            self.tick_rate_hz,
+            self.created_at_unix_ms,
+        )
     }
 
     /// Fold an event that was checked (a live one, or one stored after its check) into the

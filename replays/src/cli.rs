@@ -196,21 +196,6 @@ pub fn main(games: Games) -> ExitCode {
     }
 }
 
-fn progress(total: u64, what: &str) -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() || total < 2_000 {
-        return None;
-    }
-    let bar = ProgressBar::new(total);
-    let style =
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ticks ({per_sec}, {eta} left)")
-            .map(|s| s.progress_chars("=> "))
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.set_message(what.to_string());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    Some(bar)
-}
-
 /// `tickforge-replay project`.
 fn project(source: &Path, db: &Path, rebuild: bool, json: bool) -> anyhow::Result<ExitCode> {
     use tickforge_projections::{Projector, Sqlite, Store};
@@ -307,16 +292,34 @@ fn project(source: &Path, db: &Path, rebuild: bool, json: bool) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// A bar over `total` ticks, on a terminal and for work long enough to watch.
+fn progress(total: u64, what: &str) -> Option<ProgressBar> {
+    bar(
+        total,
+        2_000,
+        what,
+        "{msg} [{bar:40}] {pos}/{len} ticks ({per_sec}, {eta} left)",
+    )
+}
+
+/// A bar over `total` bytes of files.
 fn progress_bytes(total: u64, what: &str) -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() || total < 1 << 20 {
+    bar(
+        total,
+        1 << 20,
+        what,
+        "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+    )
+}
+
+fn bar(total: u64, at_least: u64, what: &str, template: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() || total < at_least {
         return None;
     }
     let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template(
-        "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-    )
-    .map(|s| s.progress_chars("=> "))
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(template)
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_message(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(200));
