@@ -66,6 +66,18 @@ impl Period {
         }
     }
 
+    /// Every period, as kept in the standings.
+    pub const ALL: [Period; 3] = [Period::All, Period::Day, Period::Week];
+
+    /// Its name in the standings table and in queries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::All => "all",
+            Period::Day => "day",
+            Period::Week => "week",
+        }
+    }
+
     /// The span `[from, to)` in Unix milliseconds of the period holding `at`.
     pub fn span(self, at_unix_ms: u64) -> (u64, u64) {
         let day = at_unix_ms / DAY_MS;

@@ -59,6 +59,19 @@ CREATE TABLE IF NOT EXISTS match_players (
 );
 CREATE INDEX IF NOT EXISTS match_players_by_name ON match_players (name, created_at_ms);
 CREATE INDEX IF NOT EXISTS match_players_by_game ON match_players (game, ended, ended_at_ms);
+CREATE TABLE IF NOT EXISTS standings (
+    game TEXT NOT NULL,
+    period TEXT NOT NULL,
+    starts_ms BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    wins BIGINT NOT NULL,
+    kills BIGINT NOT NULL,
+    deaths BIGINT NOT NULL,
+    matches BIGINT NOT NULL,
+    PRIMARY KEY (game, period, starts_ms, name)
+);
+CREATE INDEX IF NOT EXISTS standings_in_order ON standings
+    (game, period, starts_ms, wins DESC, kills DESC, deaths, matches, name);
 CREATE TABLE IF NOT EXISTS event_counts (
     match_id BIGINT NOT NULL,
     kind TEXT NOT NULL,
@@ -103,6 +116,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 
 /// The tables a reset drops, in order.
 pub const TABLES: &[&str] = &[
+    "standings",
     "dead_letters",
     "rejections",
     "events",
@@ -285,6 +299,9 @@ impl Sqlite {
                 i64::from(p.won),
             ])?;
         }
+        if let Some(ended_at) = m.ended_at_unix_ms() {
+            Sqlite::write_standings(tx, m, ended_at)?;
+        }
         let mut kind = tx.prepare_cached(
             "INSERT INTO event_counts (match_id, kind, count) VALUES (?1, ?2, ?3)
              ON CONFLICT (match_id, kind) DO UPDATE SET count = excluded.count",
@@ -331,6 +348,33 @@ impl Sqlite {
         )?;
         for d in &c.rows.dead_letters {
             dead.execute(params![id, i(d.seq), d.kind, i(d.tick), d.reason, d.body])?;
+        }
+        Ok(())
+    }
+
+    /// The standings of an ended match's players, in each period holding its end: each
+    /// recomputed from their lines (an absolute value, so writing it twice changes nothing).
+    fn write_standings(
+        tx: &Transaction<'_>,
+        m: &MatchModel,
+        ended_at: u64,
+    ) -> rusqlite::Result<()> {
+        let mut standing = tx.prepare_cached(
+            "INSERT INTO standings (game, period, starts_ms, name, wins, kills, deaths, matches)
+             SELECT ?1, ?2, ?3, ?4, COALESCE(SUM(won), 0), COALESCE(SUM(kills), 0),
+                COALESCE(SUM(deaths), 0), COUNT(DISTINCT match_id)
+             FROM match_players
+             WHERE game = ?1 AND name = ?4 AND ended = 1 AND ended_at_ms >= ?3 AND ended_at_ms < ?5
+             ON CONFLICT (game, period, starts_ms, name) DO UPDATE SET wins = excluded.wins,
+                kills = excluded.kills, deaths = excluded.deaths, matches = excluded.matches",
+        )?;
+        let names: std::collections::BTreeSet<&str> =
+            m.players.values().map(|p| p.name.as_str()).collect();
+        for period in Period::ALL {
+            let (from, to) = period.span(ended_at);
+            for name in &names {
+                standing.execute(params![m.game, period.name(), i(from), name, i(to)])?;
+            }
         }
         Ok(())
     }
@@ -501,21 +545,25 @@ impl Queries for Sqlite {
     ) -> Result<Leaderboard, StoreError> {
         let e = err("reading a leaderboard from", &self.path);
         let (from, to) = period.span(at_unix_ms);
+        // Kept at each match's end, in order: a page is read off the index.
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT name, SUM(won) AS wins, SUM(kills) AS kills, SUM(deaths) AS deaths,
-                    COUNT(DISTINCT match_id) AS matches
-                 FROM match_players
-                 WHERE game = ?1 AND ended = 1 AND ended_at_ms >= ?2 AND ended_at_ms < ?3
-                 GROUP BY name
+                "SELECT name, wins, kills, deaths, matches FROM standings
+                 WHERE game = ?1 AND period = ?2 AND starts_ms = ?3
                  ORDER BY wins DESC, kills DESC, deaths ASC, matches ASC, name ASC
                  LIMIT ?4 OFFSET ?5",
             )
             .map_err(&e)?;
         let mut entries: Vec<Standing> = stmt
             .query_map(
-                params![game, i(from), i(to), i64::from(limit) + 1, i(offset)],
+                params![
+                    game,
+                    period.name(),
+                    i(from),
+                    i64::from(limit) + 1,
+                    i(offset)
+                ],
                 |r| {
                     Ok(Standing {
                         rank: 0,

@@ -58,13 +58,15 @@ fn play(seed: u64, ticks: u64) -> anyhow::Result<Ticks> {
             match_id: MatchId(1),
             seed,
             tick_rate_hz: 60,
+            // Ended by its time limit, with a winner: leaderboards count ended matches.
             game: GameConfig::Arena(ArenaConfig {
                 score_limit: 1_000_000,
+                time_limit_ticks: ticks,
                 ..ArenaConfig::default()
             }),
         },
         players: 16,
-        ticks,
+        ticks: ticks + 1,
         bot_seed: seed,
     };
     let mut out = Vec::new();
