@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS match_players (
     PRIMARY KEY (match_id, player)
 );
 CREATE INDEX IF NOT EXISTS match_players_by_name ON match_players (name, created_at_ms);
-CREATE INDEX IF NOT EXISTS match_players_by_game ON match_players (game, ended, ended_at_ms);
+CREATE INDEX IF NOT EXISTS match_players_standing ON match_players (name, game, ended, ended_at_ms);
 CREATE TABLE IF NOT EXISTS standings (
     game TEXT NOT NULL,
     period TEXT NOT NULL,
@@ -363,7 +363,7 @@ impl Sqlite {
             "INSERT INTO standings (game, period, starts_ms, name, wins, kills, deaths, matches)
              SELECT ?1, ?2, ?3, ?4, COALESCE(SUM(won), 0), COALESCE(SUM(kills), 0),
                 COALESCE(SUM(deaths), 0), COUNT(DISTINCT match_id)
-             FROM match_players
+             FROM match_players INDEXED BY match_players_standing
              WHERE game = ?1 AND name = ?4 AND ended = 1 AND ended_at_ms >= ?3 AND ended_at_ms < ?5
              ON CONFLICT (game, period, starts_ms, name) DO UPDATE SET wins = excluded.wins,
                 kills = excluded.kills, deaths = excluded.deaths, matches = excluded.matches",
