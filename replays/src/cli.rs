@@ -199,7 +199,6 @@ pub fn main(games: Games) -> ExitCode {
 /// `tickforge-replay project`.
 fn project(source: &Path, db: &Path, rebuild: bool, json: bool) -> anyhow::Result<ExitCode> {
     use tickforge_projections::{Projector, Sqlite, Store};
-    use tickforge_server::log::reader::ReplayReader;
     use tickforge_server::projection::project_file;
 
     let files: Vec<PathBuf> = if source.is_dir() {
@@ -241,9 +240,6 @@ fn project(source: &Path, db: &Path, rebuild: bool, json: bool) -> anyhow::Resul
     let mut done_bytes = 0u64;
     for file in &files {
         let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        let rate = ReplayReader::open(file)
-            .map(|r| r.header().tick_rate_hz.max(1))
-            .with_context(|| format!("opening {}", file.display()))?;
         let outcome = project_file(&mut projector, file, None, &mut |at| {
             if let Some(bar) = &bar {
                 bar.set_position(done_bytes + at.min(len));
@@ -257,7 +253,7 @@ fn project(source: &Path, db: &Path, rebuild: bool, json: bool) -> anyhow::Resul
         done_bytes += len;
         ticks += outcome.ticks;
         events += outcome.events;
-        play_s += outcome.ticks as f64 / f64::from(rate);
+        play_s += outcome.ticks as f64 / f64::from(outcome.tick_rate_hz);
         matches += u64::from(outcome.ticks > 0);
     }
     if let Some(bar) = bar {

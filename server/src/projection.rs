@@ -57,6 +57,8 @@ pub struct FileProjected {
     pub events: u64,
     /// The file's last whole tick.
     pub last_tick: u64,
+    /// The match's tick rate, from its header.
+    pub tick_rate_hz: u32,
 }
 
 /// Project the ticks of the replay file at `path` that the read models do not have yet (up to
@@ -77,6 +79,7 @@ pub fn project_file<S: Store>(
     let mut done = FileProjected {
         match_id: id,
         last_tick: last_tick.0,
+        tick_rate_hz: header.tick_rate_hz.max(1),
         ..FileProjected::default()
     };
     let end = up_to.map_or(last_tick, |t| t.min(last_tick));

@@ -873,7 +873,7 @@ fn replay_target(
     ))
 }
 
-fn parse_id(id: &str) -> Option<MatchId> {
+pub(super) fn parse_id(id: &str) -> Option<MatchId> {
     id.trim_start_matches('m')
         .parse()
         .ok()

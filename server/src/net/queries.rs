@@ -93,10 +93,8 @@ fn now_ms() -> u64 {
 }
 
 fn match_id(raw: &str) -> Result<u64, BadQuery> {
-    raw.trim_start_matches('m')
-        .parse()
-        .ok()
-        .filter(|&n| n <= crate::matches::MAX_MATCH_ID)
+    super::http::parse_id(raw)
+        .map(|id| id.0)
         .ok_or_else(|| BadQuery(format!("{raw:?} is not a match id")))
 }
 
