@@ -76,10 +76,11 @@ enum Cmd {
     Project {
         /// A replay directory (every match-*.tfr in it), or one replay file.
         source: PathBuf,
-        /// The read models' SQLite file (created if missing). Stop the server that writes it
-        /// first, or use another file.
+        /// The read models: a SQLite file (created if missing) or a PostgreSQL URL
+        /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE). Stop the server that writes
+        /// them first, or use another database.
         #[arg(long)]
-        db: PathBuf,
+        db: String,
         /// Drop every read model and project from scratch.
         #[arg(long)]
         rebuild: bool,
@@ -197,8 +198,8 @@ pub fn main(games: Games) -> ExitCode {
 }
 
 /// `tickforge-replay project`.
-fn project(source: &Path, db: &Path, rebuild: bool, json: bool) -> anyhow::Result<ExitCode> {
-    use tickforge_projections::{Projector, Sqlite, Store};
+fn project(source: &Path, db: &str, rebuild: bool, json: bool) -> anyhow::Result<ExitCode> {
+    use tickforge_projections::{Projector, SqlStore, Target};
     use tickforge_server::projection::project_file;
 
     let files: Vec<PathBuf> = if source.is_dir() {
@@ -215,18 +216,14 @@ fn project(source: &Path, db: &Path, rebuild: bool, json: bool) -> anyhow::Resul
             source.display()
         );
     }
-    let mut store = match Sqlite::open(db) {
-        Ok(store) => store,
-        Err(e) if rebuild => {
-            // A database of another schema version: rebuilding is how it is changed.
-            std::fs::remove_file(db).with_context(|| format!("{e}; removing {}", db.display()))?;
-            Sqlite::open(db)?
-        }
-        Err(e) => return Err(e.into()),
+    let db = Target::parse(db);
+    // A rebuild starts from empty tables, whatever their schema version was: it is how a
+    // schema is changed.
+    let store = if rebuild {
+        SqlStore::open_emptied(&db)?
+    } else {
+        SqlStore::open(&db)?
     };
-    if rebuild {
-        store.reset()?;
-    }
     let mut projector = Projector::new(store);
     // The bar counts bytes of the files: what the work is.
     let total: u64 = files
@@ -277,7 +274,7 @@ fn project(source: &Path, db: &Path, rebuild: bool, json: bool) -> anyhow::Resul
         println!(
             "projected {} files into {}: {} new ticks of {} matches, {} events ({:.0} events/s, {:.0}x real time)",
             files.len(),
-            db.display(),
+            db,
             ticks,
             matches,
             events,

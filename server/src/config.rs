@@ -181,8 +181,9 @@ pub struct ConfigArgs {
     #[arg(long, env = "TICKFORGE_RELAY")]
     #[serde(default)]
     pub relay: bool,
-    /// The read models' database (docs/QUERIES.md): a SQLite file path, or `off` for none.
-    /// A relative path is in the data directory [default: read-models.sqlite]
+    /// The read models' database (docs/QUERIES.md): a SQLite file path, a PostgreSQL URL
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE), or `off` for none. A relative path
+    /// is in the data directory [default: read-models.sqlite]
     #[arg(long, env = "TICKFORGE_READ_DB")]
     pub read_db: Option<String>,
     /// Milliseconds the projector gathers durable ticks into one transaction
@@ -253,9 +254,10 @@ pub struct ServerConfig {
     pub log_json: bool,
     /// Cluster mode, if configured.
     pub cluster: Option<crate::cluster::ClusterConfig>,
-    /// The read models' SQLite file, relative to the data directory unless absolute (`None`:
-    /// no projector, no query API). [`ServerConfig::read_db_path`] is where it is.
-    pub read_db: Option<PathBuf>,
+    /// The read models' database: a SQLite file, relative to the data directory unless
+    /// absolute, or PostgreSQL (`None`: no projector, no query API).
+    /// [`ServerConfig::read_db_target`] is where it is.
+    pub read_db: Option<tickforge_projections::Target>,
     /// How long the projector gathers ticks into one transaction.
     pub projection_batch: Duration,
 }
@@ -301,7 +303,9 @@ impl Default for ServerConfig {
             conformance_echo: false,
             log_json: false,
             cluster: None,
-            read_db: Some(PathBuf::from("read-models.sqlite")),
+            read_db: Some(tickforge_projections::Target::Sqlite(PathBuf::from(
+                "read-models.sqlite",
+            ))),
             projection_batch: Duration::from_millis(100),
         }
     }
@@ -615,10 +619,11 @@ impl ConfigArgs {
             Some("") => {
                 return Err(invalid(
                     "--read-db",
-                    "give a SQLite file path, or off for no read models".to_string(),
+                    "give a SQLite file path, a postgres:// URL, or off for no read models"
+                        .to_string(),
                 ));
             }
-            Some(path) => Some(PathBuf::from(path)),
+            Some(db) => Some(tickforge_projections::Target::parse(db)),
             None => d.read_db.clone(),
         };
         Ok(ServerConfig {
@@ -764,9 +769,9 @@ impl ServerConfig {
         self.data_dir.join("replays")
     }
 
-    /// The read models' database file, if the server keeps them.
-    pub fn read_db_path(&self) -> Option<PathBuf> {
-        self.read_db.as_ref().map(|p| self.data_dir.join(p))
+    /// The read models' database, if the server keeps them.
+    pub fn read_db_target(&self) -> Option<tickforge_projections::Target> {
+        self.read_db.clone().map(|t| t.in_dir(&self.data_dir))
     }
 
     /// `text` with every path of the data directory taken out, for messages that reach

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tickforge_projections::{Projector, Sqlite, Store, StoreError};
+use tickforge_projections::{Projector, SqlStore, Store, StoreError, Target};
 use tickforge_protocol::{MatchId, Tick};
 use tokio_util::sync::CancellationToken;
 
@@ -170,24 +170,37 @@ impl Feeds {
 /// A server's read models: their database, the queries' connection, the projector.
 #[derive(Debug)]
 pub struct ReadModels {
-    db: PathBuf,
+    db: Target,
     feeds: Arc<Feeds>,
     /// Opened on the first query (read-only).
-    queries: Mutex<Option<Sqlite>>,
+    queries: Mutex<Option<SqlStore>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl ReadModels {
-    /// Open (creating if need be) the database at `db`. An error the operator must fix (a
-    /// path that cannot be a database, read models of another schema version) stops the
-    /// server from starting, with what to do; one that may pass (a full disk) does not: the
-    /// projector tries again, and matches are played meanwhile.
-    pub fn open(db: &Path) -> Result<ReadModels, StoreError> {
-        if let Some(dir) = db.parent() {
+    /// Open (creating if need be) the read models at `db`. An error the operator must fix (a
+    /// path that cannot be a database, a URL that does not parse, read models of another
+    /// schema version) stops the server from starting, with what to do; one that may pass (a
+    /// full disk, a database server that is down) does not: the projector tries again, and
+    /// matches are played meanwhile.
+    pub fn open(db: &Target) -> Result<ReadModels, StoreError> {
+        if let Target::Sqlite(path) = db
+            && let Some(dir) = path.parent()
+        {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::new(format!("creating {}", dir.display()), e, false))?;
         }
-        match Sqlite::open(db) {
+        // On a thread of its own, and closed there: PostgreSQL's client blocks on a runtime of
+        // its own, which cannot be started inside the server's.
+        let opened = std::thread::scope(|s| s.spawn(|| SqlStore::open(db).map(drop)).join())
+            .unwrap_or_else(|_| {
+                Err(StoreError::new(
+                    "opening the read models",
+                    "panicked",
+                    false,
+                ))
+            });
+        match opened {
             Ok(_) => {}
             Err(e) if e.transient => {
                 tracing::warn!(error = %e, "the read models cannot be opened yet; the projector will retry");
@@ -195,14 +208,14 @@ impl ReadModels {
             Err(e) => return Err(e),
         }
         Ok(ReadModels {
-            db: db.to_path_buf(),
+            db: db.clone(),
             feeds: Arc::new(Feeds::default()),
             queries: Mutex::new(None),
             thread: Mutex::new(None),
         })
     }
 
-    pub fn db(&self) -> &Path {
+    pub fn db(&self) -> &Target {
         &self.db
     }
 
@@ -232,11 +245,11 @@ impl ReadModels {
     /// Run a query on the queries' connection (one at a time).
     pub fn query<T>(
         &self,
-        job: impl FnOnce(&mut Sqlite) -> Result<T, StoreError>,
+        job: impl FnOnce(&mut SqlStore) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.queries.lock();
         if conn.is_none() {
-            *conn = Some(Sqlite::open_read_only(&self.db)?);
+            *conn = Some(SqlStore::open_for_queries(&self.db)?);
         }
         let db = conn.as_mut().unwrap_or_else(|| unreachable!("just opened"));
         let result = job(db);
@@ -247,10 +260,20 @@ impl ReadModels {
     }
 }
 
+impl Drop for ReadModels {
+    /// The queries' connection is closed on a thread of its own: PostgreSQL's client blocks on
+    /// a runtime of its own, and the last owner may be an async task.
+    fn drop(&mut self) {
+        if let Some(store) = self.queries.get_mut().take() {
+            let _ = std::thread::spawn(move || drop(store)).join();
+        }
+    }
+}
+
 /// The live projector's settings.
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
-    pub db: PathBuf,
+    pub db: Target,
     pub replay_dir: PathBuf,
     pub batch: Duration,
 }
@@ -273,10 +296,13 @@ struct Live {
     feeds: Arc<Feeds>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
-    projector: Option<Projector<Sqlite>>,
+    projector: Option<Projector<SqlStore>>,
     backoff: Duration,
     /// Replay files of matches not running that are still to be caught up.
     files: Vec<(MatchId, PathBuf)>,
+    /// Each running match's last committed tick: its lag is counted from there, so that it
+    /// grows while the database is down.
+    committed: BTreeMap<MatchId, u64>,
 }
 
 impl Live {
@@ -295,6 +321,7 @@ impl Live {
             projector: None,
             backoff: Duration::ZERO,
             files,
+            committed: BTreeMap::new(),
         }
     }
 
@@ -306,6 +333,7 @@ impl Live {
                 Ok(()) => self.backoff = Duration::ZERO,
                 Err(e) => self.failed(&e),
             }
+            self.report_lag();
             if self.shutdown.is_cancelled() {
                 let since = *stopping.get_or_insert_with(Instant::now);
                 let drained = self.feeds.matches.lock().is_empty();
@@ -328,6 +356,7 @@ impl Live {
         for shared in self.feeds.snapshot() {
             if shared.live.borrow().finished {
                 self.feeds.forget(shared.id);
+                self.committed.remove(&shared.id);
                 self.files.push((shared.id, shared.replay_path.clone()));
             }
         }
@@ -340,9 +369,9 @@ impl Live {
         tracing::warn!(error = %e, retry_in_ms = self.backoff.as_millis() as u64, "projector: will retry");
     }
 
-    fn projector(&mut self) -> Result<&mut Projector<Sqlite>, ProjectError> {
+    fn projector(&mut self) -> Result<&mut Projector<SqlStore>, ProjectError> {
         if self.projector.is_none() {
-            self.projector = Some(Projector::new(Sqlite::open(&self.config.db)?));
+            self.projector = Some(Projector::new(SqlStore::open(&self.config.db)?));
         }
         Ok(self
             .projector
@@ -378,14 +407,12 @@ impl Live {
             }
             self.files.pop();
         }
-        let mut max_lag = 0u64;
         let mut finished = Vec::new();
         for shared in &feeds {
             // The live mark first: a finished match's durable tick is final before its mark
             // says finished.
-            let live = *shared.live.borrow();
-            let (durable, done) = (shared.info.read().durable_tick, live.finished);
-            let live = live.tick;
+            let done = shared.live.borrow().finished;
+            let durable = shared.info.read().durable_tick;
             let projector = self.projector()?;
             let from = projector.open(&shared.header)?;
             let mut at = from.tick;
@@ -410,32 +437,57 @@ impl Live {
                     }
                 }
             }
-            let lag = live.0.saturating_sub(at);
-            max_lag = max_lag.max(lag);
-            let label = MatchLabel {
-                match_id: shared.id.0,
-            };
             if done && at >= durable.0 {
                 // Its log is closed (the mark says finished only after the close).
                 let _ = projector.finish(shared.id.0);
                 finished.push(shared.id);
-                metrics.projection_lag_ticks.remove(&label);
-            } else if !shared.live.borrow().finished {
-                metrics
-                    .projection_lag_ticks
-                    .get_or_create(&label)
-                    .set(lag as i64);
+            }
+            self.committed.entry(shared.id).or_insert(from.tick);
+        }
+        self.commit()?;
+        for shared in &feeds {
+            if let Some(c) = self
+                .projector
+                .as_ref()
+                .and_then(|p| p.checkpoint(shared.id.0))
+            {
+                self.committed.insert(shared.id, c.tick);
             }
         }
-        metrics.projection_lag_max_ticks.set(max_lag as i64);
-        self.commit()?;
         for id in finished {
             self.feeds.forget(id);
+            self.committed.remove(&id);
+            metrics
+                .projection_lag_ticks
+                .remove(&MatchLabel { match_id: id.0 });
             if let Some(p) = self.projector.as_mut() {
                 p.close(id.0);
             }
         }
         Ok(())
+    }
+
+    /// Each running match's lag, in ticks from its live tick back to its last committed one.
+    fn report_lag(&mut self) {
+        let mut max_lag = 0u64;
+        for shared in self.feeds.snapshot() {
+            let live = *shared.live.borrow();
+            let lag = live
+                .tick
+                .0
+                .saturating_sub(self.committed.get(&shared.id).copied().unwrap_or(0));
+            max_lag = max_lag.max(lag);
+            // A finished match's series left with it (its sink's end).
+            if !live.finished {
+                self.metrics
+                    .projection_lag_ticks
+                    .get_or_create(&MatchLabel {
+                        match_id: shared.id.0,
+                    })
+                    .set(lag as i64);
+            }
+        }
+        self.metrics.projection_lag_max_ticks.set(max_lag as i64);
     }
 
     fn commit(&mut self) -> Result<(), ProjectError> {

@@ -8,7 +8,9 @@
 pub mod blackhole;
 pub mod fuzz;
 pub mod nats;
+pub mod postgres;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -317,4 +319,30 @@ pub fn record_drift(path: &Path, match_id: u64, players: u32, ticks: u64) {
         ..LogConfig::default()
     };
     headless::record(&spec, path, log, 0, |_| {}).expect("records the match");
+}
+
+/// Every row of every read model table, sorted, as text: two databases (of either kind) with
+/// the same dump hold the same read models.
+pub fn dump_read_models(target: &tickforge_projections::Target) -> BTreeMap<String, Vec<String>> {
+    let mut store = tickforge_projections::SqlStore::open_for_queries(target)
+        .unwrap_or_else(|e| panic!("opens {target}: {e}"));
+    let mut out = BTreeMap::new();
+    for table in tickforge_projections::sql::TABLES {
+        let rows = store
+            .database()
+            .query(&format!("SELECT * FROM {table}"), &[])
+            .unwrap_or_else(|e| panic!("reads {table}: {}", e.message));
+        let mut lines: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                r.0.iter()
+                    .map(|c| format!("{c:?}"))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect();
+        lines.sort();
+        out.insert(table.to_string(), lines);
+    }
+    out
 }

@@ -28,7 +28,7 @@ async fn a_full_disk_stops_the_match_and_leaves_a_verifiable_replay() {
     let read_db = read_dir.path().join("read-models.sqlite");
     let server = TestServer::start(|c| {
         c.data_dir = data.clone();
-        c.read_db = Some(read_db.clone());
+        c.read_db = Some(tickforge_projections::Target::Sqlite(read_db.clone()));
     })
     .await;
     let id = server

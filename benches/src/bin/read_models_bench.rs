@@ -7,12 +7,11 @@
 //! that careers and leaderboards aggregate over many matches. `query` times the queries, each
 //! `--runs` times, interleaved, on the store itself (no HTTP), and prints p50 / p99 / max.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use tickforge_projections::query::Period;
-use tickforge_projections::{Projector, Queries, Sqlite, Store};
+use tickforge_projections::{Projector, Queries, SqlStore, Store, Target};
 use tickforge_protocol::{
     ArenaConfig, Event, EventKind, GameConfig, MatchId, PROTOCOL_VERSION, REPLAY_FORMAT_VERSION,
     RejectedCommand, ReplayHeader,
@@ -29,8 +28,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     Build {
+        /// A SQLite file or a PostgreSQL URL.
         #[arg(long)]
-        db: PathBuf,
+        db: String,
         #[arg(long, default_value_t = 10_000)]
         matches: u64,
         #[arg(long, default_value_t = 20)]
@@ -43,8 +43,9 @@ enum Cmd {
         apart_ms: u64,
     },
     Query {
+        /// A SQLite file or a PostgreSQL URL.
         #[arg(long)]
-        db: PathBuf,
+        db: String,
         #[arg(long, default_value_t = 200)]
         runs: usize,
     },
@@ -81,7 +82,7 @@ fn play(seed: u64, ticks: u64) -> anyhow::Result<Ticks> {
 }
 
 fn build(
-    db: PathBuf,
+    db: String,
     matches: u64,
     distinct: u64,
     ticks: u64,
@@ -93,9 +94,11 @@ fn build(
         .map(|seed| play(seed, ticks))
         .collect::<Result<_, _>>()?;
     eprintln!("played {} matches in {:?}", played.len(), started.elapsed());
-    let _ = std::fs::remove_file(&db);
-    let mut store = Sqlite::open(&db)?;
-    store.reset()?;
+    let db = Target::parse(&db);
+    if let Target::Sqlite(path) = &db {
+        let _ = std::fs::remove_file(path);
+    }
+    let store = SqlStore::open_emptied(&db)?;
     let mut projector = Projector::new(store);
     let base = 1_796_000_000_000u64;
     let started = Instant::now();
@@ -142,10 +145,12 @@ fn build(
             eprintln!("{id} matches projected ({:?})", started.elapsed());
         }
     }
-    let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    let size = match &db {
+        Target::Sqlite(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        Target::Postgres(_) => 0,
+    };
     println!(
-        "built {}: {matches} matches, {events} events in {:.1} s; {:.0} MB",
-        db.display(),
+        "built {db}: {matches} matches, {events} events in {:.1} s; {:.0} MB",
         started.elapsed().as_secs_f64(),
         size as f64 / 1e6
     );
@@ -163,14 +168,11 @@ fn quantiles(mut times: Vec<Duration>) -> String {
     )
 }
 
-fn query(db: PathBuf, runs: usize) -> anyhow::Result<()> {
-    let mut store = Sqlite::open_read_only(&db)?;
+fn query(db: String, runs: usize) -> anyhow::Result<()> {
+    let db = Target::parse(&db);
+    let mut store = SqlStore::open_for_queries(&db)?;
     let matches = store.checkpoints()?.len() as u64;
-    anyhow::ensure!(
-        matches > 0,
-        "{} holds no matches: run build first",
-        db.display()
-    );
+    anyhow::ensure!(matches > 0, "{db} holds no matches: run build first");
     // The last match's day and week.
     let last = store.summary(matches)?.map_or(0, |s| s.created_at_unix_ms);
     let names = [
@@ -202,10 +204,7 @@ fn query(db: PathBuf, runs: usize) -> anyhow::Result<()> {
             t.push(started.elapsed());
         }
     }
-    println!(
-        "{matches} matches in {}, {runs} runs of each:",
-        db.display()
-    );
+    println!("{matches} matches in {db}, {runs} runs of each:");
     for (name, t) in names.iter().zip(times) {
         println!("  {name:<18} {}", quantiles(t));
     }

@@ -237,12 +237,11 @@ impl Server {
         // The read models: the projector follows every match this node plays (a relay plays
         // none).
         let relay = config.cluster.as_ref().is_some_and(|c| c.relay);
-        let read_models = match config.read_db_path() {
+        let read_models = match config.read_db_target() {
             Some(db) if !relay => {
                 let models = crate::projection::ReadModels::open(&db).with_context(|| {
                     format!(
-                        "--read-db: opening the read models at {} (use --read-db off to run without them)",
-                        db.display()
+                        "--read-db: opening the read models at {db} (use --read-db off to run without them)"
                     )
                 })?;
                 sinks.push(models.feeds().sink_factory(metrics.clone()));
@@ -253,7 +252,7 @@ impl Server {
         if let Some(models) = &read_models {
             models.start(
                 crate::projection::LiveConfig {
-                    db: models.db().to_path_buf(),
+                    db: models.db().clone(),
                     replay_dir: config.replay_dir(),
                     batch: config.projection_batch,
                 },

@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 use tickforge_projections::query::{self, BadQuery, DEFAULT_FRAMES, Period, RejectionFilter};
-use tickforge_projections::{Queries, Sqlite, StoreError};
+use tickforge_projections::{Queries, SqlStore, StoreError};
 
 use super::AppState;
 use super::http::{Body, error, json_response};
@@ -26,7 +26,7 @@ const MAX_NAME_BYTES: usize = 256;
 /// Frames a timeline page may hold.
 const MAX_FRAMES: u32 = 1000;
 
-type Job = Box<dyn FnOnce(&mut Sqlite) -> Result<Option<Value>, StoreError> + Send>;
+type Job = Box<dyn FnOnce(&mut SqlStore) -> Result<Option<Value>, StoreError> + Send>;
 
 /// Percent-decoding of a path segment or query value (`+` is a space in a query).
 fn decode(raw: &str, plus_is_space: bool) -> Result<String, BadQuery> {
@@ -111,7 +111,7 @@ fn job(req: &Request<Incoming>, segments: &[&str]) -> Result<(Job, String), BadQ
             let name = decode(name, false)?;
             let missing = format!("no player called {name:?} has played a projected match");
             Ok((
-                Box::new(move |db: &mut Sqlite| Ok(db.career(&name, 10)?.map(|c| to_json(&c)))),
+                Box::new(move |db: &mut SqlStore| Ok(db.career(&name, 10)?.map(|c| to_json(&c)))),
                 missing,
             ))
         }
@@ -124,7 +124,7 @@ fn job(req: &Request<Incoming>, segments: &[&str]) -> Result<(Job, String), BadQ
             let offset = query::number("offset", p.get("offset").map(String::as_str))?.unwrap_or(0);
             let at = query::number("at", p.get("at").map(String::as_str))?.unwrap_or_else(now_ms);
             Ok((
-                Box::new(move |db: &mut Sqlite| {
+                Box::new(move |db: &mut SqlStore| {
                     Ok(Some(to_json(
                         &db.leaderboard(&game, period, at, limit, offset)?,
                     )))
@@ -136,7 +136,7 @@ fn job(req: &Request<Incoming>, segments: &[&str]) -> Result<(Job, String), BadQ
             params(req, &[])?;
             let id = match_id(id)?;
             Ok((
-                Box::new(move |db: &mut Sqlite| Ok(db.summary(id)?.map(|s| to_json(&s)))),
+                Box::new(move |db: &mut SqlStore| Ok(db.summary(id)?.map(|s| to_json(&s)))),
                 format!("match {id} is not in the read models (yet)"),
             ))
         }
@@ -162,7 +162,7 @@ fn job(req: &Request<Incoming>, segments: &[&str]) -> Result<(Job, String), BadQ
                 }
             };
             Ok((
-                Box::new(move |db: &mut Sqlite| {
+                Box::new(move |db: &mut SqlStore| {
                     // One frame a second unless told: the match's own tick rate.
                     let interval = match interval {
                         Some(n) => n,
@@ -195,7 +195,7 @@ fn job(req: &Request<Incoming>, segments: &[&str]) -> Result<(Job, String), BadQ
                 offset: query::number("offset", p.get("offset").map(String::as_str))?.unwrap_or(0),
             };
             Ok((
-                Box::new(move |db: &mut Sqlite| Ok(Some(to_json(&db.rejections(&filter)?)))),
+                Box::new(move |db: &mut SqlStore| Ok(Some(to_json(&db.rejections(&filter)?)))),
                 String::new(),
             ))
         }
@@ -205,7 +205,7 @@ fn job(req: &Request<Incoming>, segments: &[&str]) -> Result<(Job, String), BadQ
             let limit = query::limit(p.get("limit").map(String::as_str))?;
             let offset = query::number("offset", p.get("offset").map(String::as_str))?.unwrap_or(0);
             Ok((
-                Box::new(move |db: &mut Sqlite| {
+                Box::new(move |db: &mut SqlStore| {
                     Ok(Some(to_json(&db.dead_letters(id, limit, offset)?)))
                 }),
                 String::new(),
