@@ -58,17 +58,36 @@ impl<S: Store> Projector<S> {
         &mut self.store
     }
 
-    /// Start or continue the match of `header`: its model as last committed, or a new one.
+    /// Start or continue the match of `header`: its model as last committed, or a new one
+    /// (written with the next commit, so that the match is known before its first tick).
     pub fn open(&mut self, header: &ReplayHeader) -> Result<Checkpoint, StoreError> {
         let id = header.match_id.0;
         if !self.models.contains_key(&id) {
-            let model = self
-                .store
-                .load(id)?
-                .unwrap_or_else(|| MatchModel::new(header));
+            let model = match self.store.load(id)? {
+                Some(model) => model,
+                None => {
+                    self.pending.entry(id).or_default();
+                    self.pending_rows += 1;
+                    MatchModel::new(header)
+                }
+            };
             self.models.insert(id, model);
         }
         Ok(self.checkpoint(id).unwrap_or_default())
+    }
+
+    /// Continue a match that was opened before (by an earlier run), without its header: its
+    /// model as last committed, or `None` if it was never committed.
+    pub fn resume(&mut self, match_id: u64) -> Result<Option<Checkpoint>, StoreError> {
+        if !self.models.contains_key(&match_id) {
+            match self.store.load(match_id)? {
+                Some(model) => {
+                    self.models.insert(match_id, model);
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(self.checkpoint(match_id))
     }
 
     /// The checkpoint of an open match, including what is not yet committed.

@@ -177,7 +177,8 @@ pub struct ConfigArgs {
     pub stream_batch_ms: Option<u64>,
     /// Cluster mode: run as a spectator relay: no matches of its own; /spectate/ID, /matches
     /// and the web viewer are served from the stream, so that game nodes do not pay for
-    /// spectators. Players who connect are sent to the match's node.
+    /// spectators. Players who connect are sent to the match's node. With read models (the
+    /// default), it projects the whole cluster's stream into them.
     #[arg(long, env = "TICKFORGE_RELAY")]
     #[serde(default)]
     pub relay: bool,

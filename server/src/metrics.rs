@@ -78,6 +78,8 @@ pub struct Metrics {
     pub projection_errors: Counter,
     /// Read side: events that could not be projected (see /projections/dead-letters).
     pub projection_dead_letters: Counter,
+    /// Read side, cluster mode: stream messages the cluster's projector has not committed.
+    pub projection_stream_pending: Gauge,
     tick_hdr: Mutex<hdrhistogram::Histogram<u64>>,
 }
 
@@ -131,6 +133,7 @@ impl Metrics {
             projection_commit_seconds: Histogram::new(exponential(0.000_05, 2.0, 18)),
             projection_errors: Counter::default(),
             projection_dead_letters: Counter::default(),
+            projection_stream_pending: Gauge::default(),
             tick_hdr: Mutex::new(
                 hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
                     .unwrap_or_else(|_| unreachable!("the bounds are valid")),
@@ -207,6 +210,11 @@ impl Metrics {
             "projection_dead_letters",
             "Read side: events that could not be projected",
             m.projection_dead_letters.clone(),
+        );
+        registry.register(
+            "projection_stream_pending",
+            "Read side, cluster mode: stream messages the cluster's projector has yet to commit",
+            m.projection_stream_pending.clone(),
         );
         registry.register(
             "takeovers",

@@ -6,6 +6,9 @@
 //!   match over, its players resume there, every command acknowledged in a tick the stream
 //!   had acknowledged is in the match's records, and the replay (from the stream, and the new
 //!   owner's file) verifies. `TICKFORGE_CLUSTER_KILLS=50` for the full run (CI runs 8);
+//! - the relay's read models: its projector (one durable consumer of the whole stream) follows
+//!   a match across its owner's failover with no gap, and its summary equals a rebuild from
+//!   the match exported from the stream;
 //! - the partition: the link between a game node and the NATS server it talks to goes silent
 //!   (a proxy that drops every byte); the cut-off node stops its match and tells its players,
 //!   and the other node takes it over.
@@ -694,7 +697,59 @@ async fn a_relay_serves_every_seq_across_a_failover() {
             "spectator {which} is told once that it is live"
         );
     }
+    relay_projected_the_match(&relay_url, id, &fetched, last_seq).await;
     drop(dead);
+}
+
+/// The relay's read models hold match `id` (which moved between nodes) whole: projected up to
+/// its last seq, no dead letter (a gap would be one, `missing`), and a summary equal to a
+/// rebuild from `exported`, the match as the stream holds it.
+async fn relay_projected_the_match(relay_url: &str, id: MatchId, exported: &Path, last_seq: u64) {
+    use tickforge_projections::{Projector, Queries, SqlStore, Target};
+    let summary_path = format!("/matches/{}/summary", id.0);
+    let until = Instant::now() + Duration::from_secs(30);
+    let summary = loop {
+        let got = tickforge_client::http::request(relay_url, "GET", &summary_path, None, None)
+            .await
+            .ok()
+            .filter(|(status, _)| *status == 200)
+            .and_then(|(_, body)| serde_json::from_slice::<serde_json::Value>(&body).ok());
+        if let Some(s) = got.filter(|s| s["projected_seq"] == last_seq) {
+            break s;
+        }
+        assert!(
+            Instant::now() < until,
+            "the relay projects match {id} up to seq {last_seq}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let dead = tickforge_client::http::get_json(
+        relay_url,
+        &format!("/projections/dead-letters?match={}", id.0),
+    )
+    .await
+    .expect("dead letters");
+    assert_eq!(
+        dead["items"],
+        serde_json::json!([]),
+        "no gap, nothing dead-lettered"
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let db = Target::Sqlite(dir.path().join("rebuilt.sqlite"));
+    let mut projector = Projector::new(SqlStore::open(&db).expect("opens"));
+    tickforge_server::projection::project_file(&mut projector, exported, None, &mut |_| {})
+        .expect("projects");
+    projector.commit().expect("commits");
+    let rebuilt = projector
+        .store()
+        .summary(id.0)
+        .expect("reads")
+        .expect("the match");
+    assert_eq!(
+        summary,
+        serde_json::to_value(&rebuilt).expect("JSON"),
+        "the relay's read models equal a rebuild from the stream"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

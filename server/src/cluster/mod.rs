@@ -14,6 +14,8 @@
 //! - [`takeover`]: reads a match's records back from the stream, for a takeover or an export.
 //! - [`relay`]: spectator relays, which mirror matches from the stream and serve their
 //!   spectators with the game nodes' own spectator code.
+//! - [`follow`]: the cluster's read models: a relay's projector, one durable consumer of the
+//!   whole stream, acknowledging what it has committed.
 //!
 //! The embedded default has none of this: one process, replay files, no broker.
 
@@ -24,6 +26,7 @@
 )]
 
 pub mod directory;
+pub mod follow;
 pub mod publish;
 pub mod records;
 pub mod relay;

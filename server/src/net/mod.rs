@@ -234,31 +234,41 @@ impl Server {
                 Some(cluster)
             }
         };
-        // The read models: the projector follows every match this node plays (a relay plays
-        // none).
-        let relay = config.cluster.as_ref().is_some_and(|c| c.relay);
+        // The read models: the projector follows every match this node plays; a relay, which
+        // plays none, follows the whole cluster's stream instead.
         let read_models = match config.read_db_target() {
-            Some(db) if !relay => {
+            Some(db) => {
                 let models = crate::projection::ReadModels::open(&db).with_context(|| {
                     format!(
                         "--read-db: opening the read models at {db} (use --read-db off to run without them)"
                     )
                 })?;
-                sinks.push(models.feeds().sink_factory(metrics.clone()));
                 Some(Arc::new(models))
             }
-            _ => None,
+            None => None,
         };
-        if let Some(models) = &read_models {
-            models.start(
-                crate::projection::LiveConfig {
-                    db: models.db().clone(),
-                    replay_dir: config.replay_dir(),
-                    batch: config.projection_batch,
-                },
-                metrics.clone(),
-                shutdown.clone(),
-            )?;
+        match (&read_models, &cluster) {
+            (Some(models), Some(cluster)) if cluster.config().relay => {
+                tokio::spawn(cluster.clone().follow(
+                    models.db().clone(),
+                    metrics.clone(),
+                    config.projection_batch,
+                    shutdown.clone(),
+                ));
+            }
+            (Some(models), _) => {
+                sinks.push(models.feeds().sink_factory(metrics.clone()));
+                models.start(
+                    crate::projection::LiveConfig {
+                        db: models.db().clone(),
+                        replay_dir: config.replay_dir(),
+                        batch: config.projection_batch,
+                    },
+                    metrics.clone(),
+                    shutdown.clone(),
+                )?;
+            }
+            (None, _) => {}
         }
         let registry = Arc::new(Registry::new(
             config.clone(),
