@@ -331,9 +331,11 @@ impl Live {
             let round = Instant::now();
             match self.round() {
                 Ok(()) => self.backoff = Duration::ZERO,
-                Err(e) => self.failed(&e),
+                Err(e) => {
+                    self.failed(&e);
+                    self.report_lag();
+                }
             }
-            self.report_lag();
             if self.shutdown.is_cancelled() {
                 let since = *stopping.get_or_insert_with(Instant::now);
                 let drained = self.feeds.matches.lock().is_empty();
@@ -444,6 +446,8 @@ impl Live {
             }
             self.committed.entry(shared.id).or_insert(from.tick);
         }
+        // Just before the commit: the most the read models are behind in this round.
+        self.report_lag();
         self.commit()?;
         for shared in &feeds {
             if let Some(c) = self
@@ -468,6 +472,8 @@ impl Live {
     }
 
     /// Each running match's lag, in ticks from its live tick back to its last committed one.
+    /// Reported before each commit (and after a failed one), it is the peak of the round: the
+    /// read models are never further behind than this since the last report.
     fn report_lag(&mut self) {
         let mut max_lag = 0u64;
         for shared in self.feeds.snapshot() {
