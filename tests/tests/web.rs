@@ -152,3 +152,62 @@ async fn a_player_in_the_browser_scores_against_a_bot_and_the_replay_verifies() 
     );
     server.stop().await;
 }
+
+/// The stats page: after an arena match of three dev bots has ended and been projected,
+/// Chromium opens /stats and checks the leaderboard, a player's page and the match's timeline
+/// chart against the query API (tests/web/stats.mjs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stats_page_shows_the_read_models() {
+    let server = TestServer::start(|c| {
+        c.projection_batch = Duration::from_millis(50);
+    })
+    .await;
+    let token = server.token("host").await;
+    let (status, body) = tickforge_client::http::request(
+        &server.url,
+        "POST",
+        "/matches",
+        Some(&token),
+        Some(
+            json!({ "game": "arena", "bots": 3, "config": {
+                "max_players": 4, "width_mm": 8000, "height_mm": 8000, "time_limit_ticks": 300
+            }})
+            .to_string(),
+        ),
+    )
+    .await
+    .expect("creates");
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let id = serde_json::from_slice::<serde_json::Value>(&body).expect("JSON")["id"]
+        .as_u64()
+        .expect("an id");
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let summary =
+            tickforge_client::http::get_json(&server.url, &format!("/matches/{id}/summary")).await;
+        if summary.as_ref().is_ok_and(|s| s["state"] == "ended") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "match {id} ends and is projected: {summary:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web-e2e");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/stats.mjs");
+    let http = server.url.replace("ws://", "http://");
+    let (ok, report) = run_tool(
+        tokio::process::Command::new("node")
+            .arg(&script)
+            .arg(&http)
+            .arg(&artifacts)
+            .arg(id.to_string()),
+        Duration::from_secs(120),
+        "the stats page's browser test",
+    )
+    .await;
+    assert!(ok, "the stats checks should all pass:\n{report}");
+    assert!(artifacts.join("stats.png").exists(), "a screenshot is kept");
+    server.stop().await;
+}

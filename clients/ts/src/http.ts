@@ -16,7 +16,8 @@ export class HttpError extends Error {
   }
 }
 
-async function json(response: Response): Promise<unknown> {
+/** The JSON of a 2xx answer; an `HttpError` with the server's `error` and `detail` otherwise. */
+export async function json(response: Response): Promise<unknown> {
   const text = await response.text();
   if (!response.ok) {
     let body: { error?: string; detail?: string } = {};

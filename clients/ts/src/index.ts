@@ -7,6 +7,7 @@
 // - `Spectator`: the event feed of a match in JSON or MessagePack, from any seq or live,
 //   checked for gaps;
 // - `guestToken`, `createMatch`, `listMatches`, `matchSnapshot`: the HTTP endpoints;
+// - `career`, `leaderboard`, `summary`, `timeline`: the read side's query API;
 // - the generated message types (`generated/protocol.ts`, made from the Rust protocol crate)
 //   and the MessagePack codec they travel in. State hashes are `bigint`s.
 
@@ -14,6 +15,23 @@ export * from "./generated/protocol.js";
 export { Channel, OverflowError } from "./channel.js";
 export { HttpError, createMatch, guestToken, listMatches, matchSnapshot, type MatchInfo, type MatchSpec } from "./http.js";
 export { DecodeError, decode, encode, type Value } from "./msgpack.js";
+export {
+  career,
+  leaderboard,
+  summary,
+  timeline,
+  type Career,
+  type Frame,
+  type FramePlayer,
+  type Leaderboard,
+  type Period,
+  type RecentMatch,
+  type Standing,
+  type Summary,
+  type SummaryPlayer,
+  type Timeline,
+  type Totals,
+} from "./queries.js";
 export { MAX_REDIRECTS, Session, redirectOf, type Outcome, type SessionMessage, type SessionOptions, type TickUpdate } from "./session.js";
 export { ConnectError, type Closed, type WebSocketConstructor, type WebSocketLike } from "./socket.js";
 export { FeedError, Spectator, type SpectatorEvent, type SpectatorOptions } from "./spectator.js";

@@ -357,6 +357,7 @@ async fn route(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Resp
     }
     match (&method, segments.as_slice()) {
         (&Method::GET, ["play"]) if !upgrade && accepts_html(&req) => page("play"),
+        (&Method::GET, ["stats"]) => page("stats"),
         (&Method::GET, []) => page(""),
         (&Method::GET, ["style.css"]) => page("style.css"),
         (&Method::GET, ["js", ..]) => page(path.trim_start_matches('/')),
@@ -401,7 +402,7 @@ async fn route(req: Request<Incoming>, conn: Conn, state: Arc<AppState>) -> Resp
             _,
             [
                 "healthz" | "metrics" | "matches" | "replays" | "play" | "spectate" | "players"
-                | "leaderboard" | "rejections" | "projections",
+                | "leaderboard" | "rejections" | "projections" | "stats",
                 ..,
             ]
             | ["auth", "guest"],

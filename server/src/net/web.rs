@@ -1,6 +1,6 @@
 //! The web pages the server embeds, served from memory: the viewer at `/`, the play page at
 //! `/play` (for a browser: a request without a WebSocket upgrade that accepts HTML), the
-//! style sheet, and their scripts under `/js/`. The scripts are compiled from clients/ts
+//! read side's stats page at `/stats`, the style sheet, and their scripts under `/js/`. The scripts are compiled from clients/ts
 //! (the client library and the pages, in TypeScript) by `npm run web` there; a test fails when
 //! the checked-in output differs from a fresh compile, and another when a file under
 //! server/web is not in [`ASSETS`].
@@ -54,6 +54,11 @@ pub const ASSETS: &[Asset] = &[
         include_str!("../../web/js/src/msgpack.js"),
     ),
     asset(
+        "js/src/queries.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/src/queries.js"),
+    ),
+    asset(
         "js/src/session.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/js/src/session.js"),
@@ -89,6 +94,11 @@ pub const ASSETS: &[Asset] = &[
         include_str!("../../web/js/web/play.js"),
     ),
     asset(
+        "js/web/stats.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/web/stats.js"),
+    ),
+    asset(
         "js/web/viewer.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/js/web/viewer.js"),
@@ -97,6 +107,11 @@ pub const ASSETS: &[Asset] = &[
         "play",
         "text/html; charset=utf-8",
         include_str!("../../web/play.html"),
+    ),
+    asset(
+        "stats",
+        "text/html; charset=utf-8",
+        include_str!("../../web/stats.html"),
     ),
     asset(
         "style.css",

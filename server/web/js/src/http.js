@@ -14,7 +14,8 @@ export class HttpError extends Error {
         this.name = "HttpError";
     }
 }
-async function json(response) {
+/** The JSON of a 2xx answer; an `HttpError` with the server's `error` and `detail` otherwise. */
+export async function json(response) {
     const text = await response.text();
     if (!response.ok) {
         let body = {};
