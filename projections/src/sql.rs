@@ -840,11 +840,7 @@ impl Queries for SqlStore {
             game: m.game.clone(),
             tick_rate_hz: m.tick_rate_hz,
             created_at_unix_ms: m.created_at_unix_ms,
-            state: if m.ended.is_some() {
-                "ended"
-            } else {
-                "running"
-            },
+            state: m.state(),
             duration_ticks: duration,
             duration_ms: duration.saturating_mul(1000) / rate,
             result: m.ended.as_ref().map(|e| MatchResult {

@@ -697,14 +697,16 @@ async fn a_relay_serves_every_seq_across_a_failover() {
             "spectator {which} is told once that it is live"
         );
     }
-    relay_projected_the_match(&relay_url, id, &fetched, last_seq).await;
+    relay_projected_the_match(&relay_url, id, &nats.url()).await;
     drop(dead);
 }
 
-/// The relay's read models hold match `id` (which moved between nodes) whole: projected up to
-/// its last seq, no dead letter (a gap would be one, `missing`), and a summary equal to a
-/// rebuild from `exported`, the match as the stream holds it.
-async fn relay_projected_the_match(relay_url: &str, id: MatchId, exported: &Path, last_seq: u64) {
+/// The relay's read models hold match `id` whole once it has ended: its summary says so
+/// (`ended`, or `closed` for a match that ended idle, which the relay learns from the
+/// directory), it is projected up to the stream's last seq, it has no dead letter (a gap would
+/// be one, `missing`), and its summary equals a rebuild from the match exported from the
+/// stream (which is fetched once the relay has closed the match: the stream then holds it all).
+async fn relay_projected_the_match(relay_url: &str, id: MatchId, nats: &str) {
     use tickforge_projections::{Projector, Queries, SqlStore, Target};
     let summary_path = format!("/matches/{}/summary", id.0);
     let until = Instant::now() + Duration::from_secs(30);
@@ -714,15 +716,27 @@ async fn relay_projected_the_match(relay_url: &str, id: MatchId, exported: &Path
             .ok()
             .filter(|(status, _)| *status == 200)
             .and_then(|(_, body)| serde_json::from_slice::<serde_json::Value>(&body).ok());
-        if let Some(s) = got.filter(|s| s["projected_seq"] == last_seq) {
+        if let Some(s) = got.filter(|s| s["state"] != "running") {
             break s;
         }
         assert!(
             Instant::now() < until,
-            "the relay projects match {id} up to seq {last_seq}"
+            "the relay projects match {id} to its end"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    let dir = tempfile::tempdir().expect("dir");
+    let exported = dir.path().join("m.tfr");
+    fetch(nats, id, &exported).await;
+    let last_seq = tickforge_server::log::ReplayReader::open(&exported)
+        .expect("opens")
+        .index()
+        .last_seq
+        .0;
+    assert_eq!(
+        summary["projected_seq"], last_seq,
+        "projected to the last seq: {summary}"
+    );
     let dead = tickforge_client::http::get_json(
         relay_url,
         &format!("/projections/dead-letters?match={}", id.0),
@@ -734,10 +748,9 @@ async fn relay_projected_the_match(relay_url: &str, id: MatchId, exported: &Path
         serde_json::json!([]),
         "no gap, nothing dead-lettered"
     );
-    let dir = tempfile::tempdir().expect("dir");
     let db = Target::Sqlite(dir.path().join("rebuilt.sqlite"));
     let mut projector = Projector::new(SqlStore::open(&db).expect("opens"));
-    tickforge_server::projection::project_file(&mut projector, exported, None, &mut |_| {})
+    tickforge_server::projection::project_file(&mut projector, &exported, None, &mut |_| {})
         .expect("projects");
     projector.commit().expect("commits");
     let rebuilt = projector
@@ -837,4 +850,73 @@ async fn a_node_cut_off_from_the_cluster_stops_its_match_and_the_other_side_take
     fetch(&nats.url_of(1), id, &fetched).await;
     verify(&fetched).await;
     drop((a.child, b.child));
+}
+
+/// The relay's projector killed with SIGKILL three times while a match plays, and started
+/// again on the same data directory (the same durable consumer): afterwards its read models
+/// hold the match whole, with no gap and nothing counted twice (a rebuild from the stream has
+/// the same summary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_s_projector_killed_midway_resumes_from_its_durable_consumer() {
+    let nats = NatsCluster::start(3).await;
+    let node_dir = tempfile::tempdir().expect("dir");
+    let relay_dir = tempfile::tempdir().expect("dir");
+    let node = start_node("a", &nats.urls(), node_dir.path(), "2").await;
+    let relay_args = [
+        "--relay",
+        "--nats",
+        &nats.urls(),
+        "--auth-secret",
+        SECRET,
+        "--node",
+        "relay",
+        "--projection-batch-ms",
+        "50",
+    ];
+    let (mut relay, mut relay_url) =
+        tickforge_tests::start_binary(relay_dir.path(), &relay_args).await;
+    let (id, _) = create(&node.url, 91).await;
+    let urls: Shared<Vec<String>> = Arc::new(std::sync::Mutex::new(vec![node.url.clone()]));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut players = Vec::new();
+    for p in 0..2 {
+        let name = format!("p{p}");
+        let session = Session::join(&node.url, &token(&name), Some(id), &name)
+            .await
+            .expect("joins");
+        players.push(play(session, urls.clone(), Arc::default(), stop.clone()));
+    }
+    let summary_path = format!("/matches/{}/summary", id.0);
+    let mut projected_before_kill = Vec::new();
+    for _ in 0..3 {
+        // Some more of the match is projected, then the relay dies mid-stream.
+        let http = relay_url.replace("ws://", "http://");
+        let seen = projected_before_kill.last().copied().unwrap_or(0);
+        wait_until(
+            "the relay projects more of the match",
+            Duration::from_secs(30),
+            || {
+                let (http, path) = (http.clone(), summary_path.clone());
+                async move {
+                    tickforge_client::http::get_json(&http, &path)
+                        .await
+                        .ok()
+                        .and_then(|s| s["projected_tick"].as_u64())
+                        .is_some_and(|t| t > seen + 30)
+                }
+            },
+        )
+        .await;
+        let s = tickforge_client::http::get_json(&http, &summary_path)
+            .await
+            .expect("summary");
+        projected_before_kill.push(s["projected_tick"].as_u64().expect("a tick"));
+        relay.kill().await.expect("kill -9");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        (relay, relay_url) = tickforge_tests::start_binary(relay_dir.path(), &relay_args).await;
+    }
+    leave_all(&stop, players).await;
+    println!("the relay was killed at projected ticks {projected_before_kill:?}");
+    relay_projected_the_match(&relay_url.replace("ws://", "http://"), id, &nats.url()).await;
+    drop(relay);
 }

@@ -39,6 +39,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// it is loaded again if more comes).
 const IDLE_MODEL: Duration = Duration::from_secs(600);
 
+/// How long after its last message a match the directory says has ended is closed (a match
+/// that ends without a result, idle, has no last record that says so).
+const AFTER_END: Duration = Duration::from_secs(2);
+
 /// One message, decoded.
 enum Work {
     Header(Box<ReplayHeader>),
@@ -171,8 +175,26 @@ impl Cluster {
                 works.push(decode(&message));
                 last = Some(message);
             }
-            let Some(last) = last else { continue };
-            let pending = last.info().map_or(0, |i| i.pending);
+            // Matches gone quiet that the directory says have ended: their logs are closed.
+            let closing: Vec<u64> = follower
+                .0
+                .as_ref()
+                .map(|f| {
+                    f.touched
+                        .iter()
+                        .filter(|(id, at)| {
+                            at.elapsed() >= AFTER_END
+                                && self
+                                    .locate_fresh(tickforge_protocol::MatchId(**id))
+                                    .is_some_and(|(e, _)| e.state == "ended")
+                        })
+                        .map(|(id, _)| *id)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if last.is_none() && closing.is_empty() {
+                continue;
+            }
             let mut f = follower
                 .0
                 .take()
@@ -180,17 +202,20 @@ impl Cluster {
             let m = metrics.clone();
             let stop = shutdown.clone();
             let (f, applied) = tokio::task::spawn_blocking(move || {
-                let applied = f.apply(works, &m, &stop);
+                let applied = f.apply(works, &closing, &m, &stop);
                 (f, applied)
             })
             .await
             .map_err(|e| FollowError::Stream(format!("projecting: {e}")))?;
             follower.0 = Some(f);
             applied?;
-            last.ack()
-                .await
-                .map_err(|e| FollowError::Stream(format!("acknowledging: {e}")))?;
-            metrics.projection_stream_pending.set(pending as i64);
+            if let Some(last) = last {
+                let pending = last.info().map_or(0, |i| i.pending);
+                last.ack()
+                    .await
+                    .map_err(|e| FollowError::Stream(format!("acknowledging: {e}")))?;
+                metrics.projection_stream_pending.set(pending as i64);
+            }
         }
     }
 }
@@ -232,15 +257,17 @@ fn decode(message: &async_nats::jetstream::Message) -> Work {
 }
 
 impl Follower {
-    /// Apply one fetch's messages and commit them, waiting out a failing database.
+    /// Apply one fetch's messages, close the matches of `closing`, and commit, waiting out a
+    /// failing database.
     fn apply(
         &mut self,
         works: Vec<Work>,
+        closing: &[u64],
         metrics: &Metrics,
         shutdown: &CancellationToken,
     ) -> Result<(), FollowError> {
         let p = &mut self.projector;
-        let mut ended = Vec::new();
+        let mut ended = closing.to_vec();
         for work in works {
             match work {
                 Work::Header(header) => {
@@ -283,7 +310,8 @@ impl Follower {
             }
         }
         for id in &ended {
-            // Its stream ends with its end: the match is closed.
+            // Its stream ends with its end (or the directory says it has ended): the match is
+            // closed.
             let _ = p.finish(*id);
         }
         let mut backoff = Duration::from_millis(100);
