@@ -20,6 +20,9 @@ use postgres::{Client, Config, NoTls, Statement};
 use crate::sql::{Cell, Database, DbError, Row, Value};
 use crate::store::StoreError;
 
+/// Statements kept prepared on a connection at most.
+const MAX_STATEMENTS: usize = 256;
+
 /// How long a connection attempt may take before the database counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -169,6 +172,9 @@ impl Postgres {
         }
         config.keepalives(true);
         config.application_name("tickforge read models");
+        // The server's notices ("table … does not exist, skipping" of a rebuild's drops) are
+        // not errors, and say nothing an operator needs.
+        config.notice_callback(|_| {});
         let mut db = Postgres {
             describe: describe(&config),
             config,
@@ -214,6 +220,10 @@ impl Postgres {
             None => {
                 let prepared = self.connected().prepare(&dollars(sql));
                 let stmt = prepared.map_err(|e| self.failed(&e))?;
+                if self.statements.len() >= MAX_STATEMENTS {
+                    // Multi-row inserts of every length: keep the server's memory bounded.
+                    self.statements.clear();
+                }
                 self.statements.insert(sql.to_string(), stmt.clone());
                 stmt
             }

@@ -254,7 +254,12 @@ pub trait Database: Send {
     /// Start a transaction that will write.
     fn begin(&mut self) -> Result<(), DbError>;
 
-    /// Run one statement; the rows it changed.
+    /// Write for a bulk load (a rebuild): faster, at the price of what a power loss may take
+    /// (a commit survives the process's death still). The default changes nothing.
+    fn bulk(&mut self) -> Result<(), DbError> {
+        Ok(())
+    }
+
     /// Run one statement (prepared once per connection); the rows it changed.
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64, DbError>;
 
@@ -380,6 +385,14 @@ impl SqlStore {
         })
     }
 
+    /// Write for a bulk load, such as `tickforge-replay project` (see [`Database::bulk`]).
+    pub fn bulk(&mut self) -> Result<(), StoreError> {
+        let db = self.db.describe().to_string();
+        self.db
+            .bulk()
+            .map_err(failed("configuring a bulk load of", &db))
+    }
+
     /// Which database, for messages.
     pub fn describe(&self) -> &str {
         self.db.describe()
@@ -460,99 +473,116 @@ impl SqlStore {
             ],
         )?;
         let last = m.duration_ticks();
-        for (&pid, p) in &m.players {
-            let played = p.ticks_played(last).saturating_mul(1000) / u64::from(m.tick_rate_hz);
-            db.execute(
-                "INSERT INTO match_players (match_id, player, name, game, ended, ended_at_ms,
-                    created_at_ms, joined_tick, left_tick, played_ms, kills, deaths, damage_dealt,
-                    damage_taken, shots, hits, won)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17)
-                 ON CONFLICT (match_id, player) DO UPDATE SET ended = excluded.ended,
-                    ended_at_ms = excluded.ended_at_ms, left_tick = excluded.left_tick,
-                    played_ms = excluded.played_ms, kills = excluded.kills,
-                    deaths = excluded.deaths, damage_dealt = excluded.damage_dealt,
-                    damage_taken = excluded.damage_taken, shots = excluded.shots,
-                    hits = excluded.hits, won = excluded.won",
-                &[
-                    id,
-                    pid.into(),
-                    p.name.as_str().into(),
-                    m.game.as_str().into(),
-                    ended,
-                    ended_at,
-                    m.created_at_unix_ms.into(),
-                    p.joined_tick.into(),
-                    p.left_tick.into(),
-                    played.into(),
-                    p.kills.into(),
-                    p.deaths.into(),
-                    p.damage_dealt.into(),
-                    p.damage_taken.into(),
-                    p.shots.into(),
-                    p.hits.into(),
-                    p.won.into(),
-                ],
-            )?;
+        let mut values: Vec<Value<'_>> = Vec::new();
+        let played: Vec<u64> = m
+            .players
+            .values()
+            .map(|p| p.ticks_played(last).saturating_mul(1000) / u64::from(m.tick_rate_hz))
+            .collect();
+        for ((&pid, p), played) in m.players.iter().zip(&played) {
+            values.extend([
+                id,
+                pid.into(),
+                p.name.as_str().into(),
+                m.game.as_str().into(),
+                ended,
+                ended_at,
+                m.created_at_unix_ms.into(),
+                p.joined_tick.into(),
+                p.left_tick.into(),
+                (*played).into(),
+                p.kills.into(),
+                p.deaths.into(),
+                p.damage_dealt.into(),
+                p.damage_taken.into(),
+                p.shots.into(),
+                p.hits.into(),
+                p.won.into(),
+            ]);
         }
+        insert_rows(
+            db.as_mut(),
+            "INSERT INTO match_players (match_id, player, name, game, ended, ended_at_ms,
+                created_at_ms, joined_tick, left_tick, played_ms, kills, deaths, damage_dealt,
+                damage_taken, shots, hits, won)",
+            17,
+            "ON CONFLICT (match_id, player) DO UPDATE SET ended = excluded.ended,
+                ended_at_ms = excluded.ended_at_ms, left_tick = excluded.left_tick,
+                played_ms = excluded.played_ms, kills = excluded.kills,
+                deaths = excluded.deaths, damage_dealt = excluded.damage_dealt,
+                damage_taken = excluded.damage_taken, shots = excluded.shots,
+                hits = excluded.hits, won = excluded.won",
+            &mut values,
+        )?;
         if let Some(ended_at) = m.ended_at_unix_ms() {
             SqlStore::write_standings(db.as_mut(), m, ended_at)?;
         }
         for (kind, n) in &m.kinds {
-            db.execute(
-                "INSERT INTO event_counts (match_id, kind, count) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (match_id, kind) DO UPDATE SET count = excluded.count",
-                &[id, kind.into(), (*n).into()],
-            )?;
+            values.extend([id, kind.into(), (*n).into()]);
         }
+        insert_rows(
+            db.as_mut(),
+            "INSERT INTO event_counts (match_id, kind, count)",
+            3,
+            "ON CONFLICT (match_id, kind) DO UPDATE SET count = excluded.count",
+            &mut values,
+        )?;
         for e in &c.rows.events {
-            db.execute(
-                "INSERT INTO events (match_id, seq, tick, kind, player, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                &[
-                    id,
-                    e.seq.into(),
-                    e.tick.into(),
-                    e.kind.as_str().into(),
-                    e.player.into(),
-                    e.body.as_str().into(),
-                ],
-            )?;
+            values.extend([
+                id,
+                e.seq.into(),
+                e.tick.into(),
+                e.kind.as_str().into(),
+                e.player.into(),
+                e.body.as_str().into(),
+            ]);
         }
+        insert_rows(
+            db.as_mut(),
+            "INSERT INTO events (match_id, seq, tick, kind, player, body)",
+            6,
+            "ON CONFLICT DO NOTHING",
+            &mut values,
+        )?;
         for r in &c.rows.rejections {
-            db.execute(
-                "INSERT INTO rejections (match_id, tick, ord, player, name, command_id, rule,
-                    detail, command, at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
-                &[
-                    id,
-                    r.tick.into(),
-                    r.ord.into(),
-                    r.player.into(),
-                    r.name.as_ref().into(),
-                    r.command_id.into(),
-                    r.rule.as_str().into(),
-                    r.detail.as_str().into(),
-                    r.command.as_str().into(),
-                    r.at_unix_ms.into(),
-                ],
-            )?;
+            values.extend([
+                id,
+                r.tick.into(),
+                r.ord.into(),
+                r.player.into(),
+                r.name.as_ref().into(),
+                r.command_id.into(),
+                r.rule.as_str().into(),
+                r.detail.as_str().into(),
+                r.command.as_str().into(),
+                r.at_unix_ms.into(),
+            ]);
         }
+        insert_rows(
+            db.as_mut(),
+            "INSERT INTO rejections (match_id, tick, ord, player, name, command_id, rule, detail,
+                command, at_ms)",
+            10,
+            "ON CONFLICT DO NOTHING",
+            &mut values,
+        )?;
         for d in &c.rows.dead_letters {
-            db.execute(
-                "INSERT INTO dead_letters (match_id, seq, kind, tick, reason, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                &[
-                    id,
-                    d.seq.into(),
-                    d.kind.as_str().into(),
-                    d.tick.into(),
-                    d.reason.as_str().into(),
-                    d.body.as_str().into(),
-                ],
-            )?;
+            values.extend([
+                id,
+                d.seq.into(),
+                d.kind.as_str().into(),
+                d.tick.into(),
+                d.reason.as_str().into(),
+                d.body.as_str().into(),
+            ]);
         }
-        Ok(())
+        insert_rows(
+            db.as_mut(),
+            "INSERT INTO dead_letters (match_id, seq, kind, tick, reason, body)",
+            6,
+            "ON CONFLICT DO NOTHING",
+            &mut values,
+        )
     }
 
     /// The standings of an ended match's players, in each period holding its end: each
@@ -616,6 +646,44 @@ impl SqlStore {
             .query(sql, params)
             .map_err(failed(&format!("reading {what} from"), &db))
     }
+}
+
+/// Rows one multi-row statement inserts at most: a round trip (PostgreSQL) and a statement
+/// (SQLite) per this many rows instead of per row. 200 rows of the widest table are 3,400
+/// parameters, far below either database's limit.
+const ROWS_PER_INSERT: usize = 200;
+
+/// Insert the rows of `values` (`columns` values each, in order), `ROWS_PER_INSERT` to a
+/// statement: `head VALUES (…), (…) tail`. `values` is left empty.
+fn insert_rows<'a>(
+    db: &mut dyn Database,
+    head: &str,
+    columns: usize,
+    tail: &str,
+    values: &mut Vec<Value<'a>>,
+) -> Result<(), DbError> {
+    for chunk in values.chunks(columns * ROWS_PER_INSERT) {
+        let rows = chunk.len() / columns;
+        let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
+        sql.push_str(head);
+        sql.push_str(" VALUES ");
+        for r in 0..rows {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 0..columns {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('?');
+                sql.push_str(&(r * columns + c + 1).to_string());
+            }
+            sql.push(')');
+        }
+        sql.push(' ');
+        sql.push_str(tail);
+        db.execute(&sql, chunk)?;
+    }
+    values.clear();
+    Ok(())
 }
 
 fn reason_name(reason: tickforge_protocol::EndReason) -> &'static str {

@@ -219,11 +219,12 @@ fn project(source: &Path, db: &str, rebuild: bool, json: bool) -> anyhow::Result
     let db = Target::parse(db);
     // A rebuild starts from empty tables, whatever their schema version was: it is how a
     // schema is changed.
-    let store = if rebuild {
+    let mut store = if rebuild {
         SqlStore::open_emptied(&db)?
     } else {
         SqlStore::open(&db)?
     };
+    store.bulk()?;
     let mut projector = Projector::new(store);
     // The bar counts bytes of the files: what the work is.
     let total: u64 = files
