@@ -346,14 +346,7 @@ impl SqlStore {
     /// Open (creating the tables if need be) the read models at `target` for a projector. A
     /// database of another schema version is refused with what to do.
     pub fn open(target: &Target) -> Result<SqlStore, StoreError> {
-        let db: Box<dyn Database> = match target {
-            Target::Sqlite(path) => Box::new(crate::sqlite::Sqlite::open(path)?),
-            Target::Postgres(url) => Box::new(crate::postgres::Postgres::connect(url)?),
-        };
-        let mut store = SqlStore {
-            db,
-            target: target.clone(),
-        };
+        let mut store = SqlStore::connect(target, false)?;
         store.create()?;
         Ok(store)
     }
@@ -361,22 +354,23 @@ impl SqlStore {
     /// Open the database at `target` with every read model dropped and the tables made
     /// again, empty, whatever schema version they were: a rebuild.
     pub fn open_emptied(target: &Target) -> Result<SqlStore, StoreError> {
-        let db: Box<dyn Database> = match target {
-            Target::Sqlite(path) => Box::new(crate::sqlite::Sqlite::open(path)?),
-            Target::Postgres(url) => Box::new(crate::postgres::Postgres::connect(url)?),
-        };
-        let mut store = SqlStore {
-            db,
-            target: target.clone(),
-        };
+        let mut store = SqlStore::connect(target, false)?;
         store.reset()?;
         Ok(store)
     }
 
     /// Open the read models at `target` for queries only (a SQLite file must exist).
     pub fn open_for_queries(target: &Target) -> Result<SqlStore, StoreError> {
+        SqlStore::connect(target, true)
+    }
+
+    /// A connection to `target`, its tables as they are.
+    fn connect(target: &Target, read_only: bool) -> Result<SqlStore, StoreError> {
         let db: Box<dyn Database> = match target {
-            Target::Sqlite(path) => Box::new(crate::sqlite::Sqlite::open_read_only(path)?),
+            Target::Sqlite(path) if read_only => {
+                Box::new(crate::sqlite::Sqlite::open_read_only(path)?)
+            }
+            Target::Sqlite(path) => Box::new(crate::sqlite::Sqlite::open(path)?),
             Target::Postgres(url) => Box::new(crate::postgres::Postgres::connect(url)?),
         };
         Ok(SqlStore {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tickforge_projections::{Projector, SqlStore, Store, StoreError, Target};
+use tickforge_projections::{Committed, Projector, SqlStore, Store, StoreError, Target};
 use tickforge_protocol::{MatchId, Tick};
 use tokio_util::sync::CancellationToken;
 
@@ -501,14 +501,19 @@ impl Live {
         let metrics = self.metrics.clone();
         let projector = self.projector()?;
         let committed = projector.commit()?;
-        if committed.matches > 0 {
-            metrics
-                .projection_commit_seconds
-                .observe(started.elapsed().as_secs_f64());
-            metrics
-                .projection_dead_letters
-                .inc_by(committed.dead_letters as u64);
-        }
+        record_commit(&metrics, started, &committed);
         Ok(())
+    }
+}
+
+/// A commit's time and dead letters on /metrics (a commit of nothing is not counted).
+pub(crate) fn record_commit(metrics: &Metrics, started: Instant, done: &Committed) {
+    if done.matches > 0 {
+        metrics
+            .projection_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics
+            .projection_dead_letters
+            .inc_by(done.dead_letters as u64);
     }
 }

@@ -89,6 +89,28 @@ impl TestServer {
             .expect("a guest token")
     }
 
+    /// A new arena match of `bots` dev bots in a small (8 m) arena, ending on its time limit
+    /// after `ticks` ticks, with room for one more player; its id.
+    pub async fn bot_arena(&self, bots: u32, ticks: u64) -> u64 {
+        let token = self.token("host").await;
+        let body = serde_json::json!({ "game": "arena", "bots": bots, "config": {
+            "max_players": bots + 1, "width_mm": 8000, "height_mm": 8000, "time_limit_ticks": ticks
+        }});
+        let (status, reply) = tickforge_client::http::request(
+            &self.url,
+            "POST",
+            "/matches",
+            Some(&token),
+            Some(body.to_string()),
+        )
+        .await
+        .expect("creates");
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&reply));
+        serde_json::from_slice::<serde_json::Value>(&reply).expect("JSON")["id"]
+            .as_u64()
+            .expect("an id")
+    }
+
     /// A player `name` joined to match `id` (with a guest token of that name).
     pub async fn join(&self, id: MatchId, name: &str) -> tickforge_client::Session {
         let token = self.token(name).await;

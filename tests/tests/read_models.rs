@@ -101,25 +101,8 @@ async fn get(url: &str, path: &str) -> (u16, Value) {
 /// A short arena match on `server`: 3 dev bots and a player in a small arena, ending on its
 /// time limit (15 s). Its id and the player's connection.
 async fn start_match(server: &TestServer) -> (u64, tickforge_client::Session) {
-    let token = server.token("host").await;
     // A small arena and a short match: the bots find the player and each other's fire.
-    let (status, body) = request(
-        &server.url,
-        "POST",
-        "/matches",
-        Some(&token),
-        Some(
-            json!({ "game": "arena", "bots": 3, "config": {
-                "max_players": 4, "width_mm": 8000, "height_mm": 8000, "time_limit_ticks": 900
-            }})
-            .to_string(),
-        ),
-    )
-    .await
-    .expect("creates");
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let created: Value = serde_json::from_slice(&body).expect("JSON");
-    let id = created["id"].as_u64().expect("an id");
+    let id = server.bot_arena(3, 900).await;
     let player = server.join(tickforge_protocol::MatchId(id), "human").await;
     (id, player)
 }

@@ -162,25 +162,7 @@ async fn the_stats_page_shows_the_read_models() {
         c.projection_batch = Duration::from_millis(50);
     })
     .await;
-    let token = server.token("host").await;
-    let (status, body) = tickforge_client::http::request(
-        &server.url,
-        "POST",
-        "/matches",
-        Some(&token),
-        Some(
-            json!({ "game": "arena", "bots": 3, "config": {
-                "max_players": 4, "width_mm": 8000, "height_mm": 8000, "time_limit_ticks": 300
-            }})
-            .to_string(),
-        ),
-    )
-    .await
-    .expect("creates");
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let id = serde_json::from_slice::<serde_json::Value>(&body).expect("JSON")["id"]
-        .as_u64()
-        .expect("an id");
+    let id = server.bot_arena(3, 300).await;
     let until = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let summary =

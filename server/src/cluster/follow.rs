@@ -222,13 +222,7 @@ impl Cluster {
 
 fn decode(message: &async_nats::jetstream::Message) -> Work {
     let seq = message.info().map_or(0, |i| i.stream_sequence);
-    let kind = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Tickforge-Kind"))
-        .map(|v| v.as_str().to_string())
-        .unwrap_or_default();
-    match kind.as_str() {
+    match super::takeover::kind_of(message) {
         records::KIND_HEADER => match records::decode_header(&message.payload) {
             Ok(header) => Work::Header(Box::new(header)),
             Err(e) => Work::Bad(format!("the header at stream seq {seq}: {e}")),
@@ -319,12 +313,7 @@ impl Follower {
             let started = Instant::now();
             match p.commit() {
                 Ok(done) => {
-                    metrics
-                        .projection_commit_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                    metrics
-                        .projection_dead_letters
-                        .inc_by(done.dead_letters as u64);
+                    crate::projection::record_commit(metrics, started, &done);
                     break;
                 }
                 Err(e) if e.transient && !shutdown.is_cancelled() => {

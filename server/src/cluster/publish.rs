@@ -97,7 +97,7 @@ impl Publisher {
             let msg = PublishMessage::build()
                 .payload(header.into())
                 .message_id(format!("{}:header", id.0))
-                .header("Tickforge-Kind", records::KIND_HEADER);
+                .header(records::KIND, records::KIND_HEADER);
             if self.send(msg, 0).await.is_err() {
                 return;
             }
@@ -137,7 +137,7 @@ impl Publisher {
             let msg = PublishMessage::build()
                 .payload(body.into())
                 .message_id(format!("{}:{}:{}", id.0, from, to - from + 1))
-                .header("Tickforge-Kind", records::KIND_TICKS)
+                .header(records::KIND, records::KIND_TICKS)
                 .header("Tickforge-Ticks", format!("{from}-{to}"));
             if self.send(msg, to).await.is_err() {
                 return;

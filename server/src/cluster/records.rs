@@ -8,9 +8,12 @@ use tickforge_protocol::{REPLAY_FORMAT_VERSION, Record, ReplayHeader, TickEnd};
 use crate::log::format::{self, FormatError};
 use crate::log::{TickBatch, TickRecords};
 
-/// The header of the stream message that opens a match.
+/// The message header that says what a stream message holds: [`KIND_HEADER`] or
+/// [`KIND_TICKS`].
+pub const KIND: &str = "Tickforge-Kind";
+/// The kind of the stream message that opens a match.
 pub const KIND_HEADER: &str = "header";
-/// The header of a stream message that holds ticks.
+/// The kind of a stream message that holds ticks.
 pub const KIND_TICKS: &str = "ticks";
 
 /// The largest payload one message is given (ticks are gathered until the next would pass

@@ -53,6 +53,15 @@ pub async fn fetch_match(url: &str, id: MatchId) -> Result<Recorded, ClusterErro
     read_match(&stream, id).await
 }
 
+/// What a stream message holds (its [`records::KIND`] header), or `""`.
+pub(crate) fn kind_of(message: &async_nats::jetstream::Message) -> &str {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(records::KIND))
+        .map_or("", |v| v.as_str())
+}
+
 /// Every message of match `id`'s subject from its first, in order, as they come (an ordered
 /// consumer: it re-creates itself after a gap, and never delivers one twice).
 pub(crate) async fn follow(
@@ -106,13 +115,7 @@ pub async fn read_match(
             .info()
             .map_err(|e| fail(format!("a message without its stream sequence: {e}")))?
             .stream_sequence;
-        let kind = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Tickforge-Kind"))
-            .map(|v| v.as_str().to_string())
-            .unwrap_or_default();
-        match (kind.as_str(), &header) {
+        match (kind_of(&message), &header) {
             (records::KIND_HEADER, None) => {
                 let h = records::decode_header(&message.payload)
                     .map_err(|e| fail(format!("the header at stream seq {seq}: {e}")))?;
