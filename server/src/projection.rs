@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use tickforge_projections::{Committed, Projector, SqlStore, Store, StoreError, Target};
 use tickforge_protocol::{MatchId, Tick};
 use tokio_util::sync::CancellationToken;
@@ -167,13 +167,28 @@ impl Feeds {
     }
 }
 
-/// A server's read models: their database, the queries' connection, the projector.
+/// Connections the query API reads through at once; more queries wait for one.
+pub const QUERY_CONNECTIONS: usize = 4;
+
+/// The longest a query waits for a connection before it is answered 503.
+const QUERY_WAIT: Duration = Duration::from_secs(10);
+
+/// The queries' connections: opened as queries need them (read-only), up to
+/// [`QUERY_CONNECTIONS`].
+#[derive(Debug, Default)]
+struct Pool {
+    idle: Vec<SqlStore>,
+    open: usize,
+}
+
+/// A server's read models: their database, the queries' connections, the projector.
 #[derive(Debug)]
 pub struct ReadModels {
     db: Target,
     feeds: Arc<Feeds>,
-    /// Opened on the first query (read-only).
-    queries: Mutex<Option<SqlStore>>,
+    queries: Mutex<Pool>,
+    /// Signalled when a connection goes back to the pool (or is closed).
+    returned: Condvar,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -210,7 +225,8 @@ impl ReadModels {
         Ok(ReadModels {
             db: db.clone(),
             feeds: Arc::new(Feeds::default()),
-            queries: Mutex::new(None),
+            queries: Mutex::new(Pool::default()),
+            returned: Condvar::new(),
             thread: Mutex::new(None),
         })
     }
@@ -242,30 +258,66 @@ impl ReadModels {
         }
     }
 
-    /// Run a query on the queries' connection (one at a time).
+    /// Run a query on one of the queries' connections (blocking: call it from a blocking
+    /// task). At most [`QUERY_CONNECTIONS`] run at once; one that finds them all busy for
+    /// 10 s fails as transient.
     pub fn query<T>(
         &self,
         job: impl FnOnce(&mut SqlStore) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.queries.lock();
-        if conn.is_none() {
-            *conn = Some(SqlStore::open_for_queries(&self.db)?);
-        }
-        let db = conn.as_mut().unwrap_or_else(|| unreachable!("just opened"));
-        let result = job(db);
-        if result.as_ref().is_err_and(|e| !e.transient) {
-            *conn = None;
-        }
+        let deadline = Instant::now() + QUERY_WAIT;
+        let mut store = loop {
+            let mut pool = self.queries.lock();
+            if let Some(store) = pool.idle.pop() {
+                break store;
+            }
+            if pool.open < QUERY_CONNECTIONS {
+                pool.open += 1;
+                drop(pool);
+                match SqlStore::open_for_queries(&self.db) {
+                    Ok(store) => break store,
+                    Err(e) => {
+                        self.give_back(None);
+                        return Err(e);
+                    }
+                }
+            }
+            if self.returned.wait_until(&mut pool, deadline).timed_out() {
+                return Err(StoreError::new(
+                    "reading the read models",
+                    format!(
+                        "all {QUERY_CONNECTIONS} query connections stayed busy for {} s",
+                        QUERY_WAIT.as_secs()
+                    ),
+                    true,
+                ));
+            }
+        };
+        let result = job(&mut store);
+        // A connection that failed for good is closed; a new one is opened when needed.
+        let healthy = !result.as_ref().is_err_and(|e| !e.transient);
+        self.give_back(healthy.then_some(store));
         result
+    }
+
+    fn give_back(&self, store: Option<SqlStore>) {
+        let mut pool = self.queries.lock();
+        match store {
+            Some(store) => pool.idle.push(store),
+            None => pool.open -= 1,
+        }
+        drop(pool);
+        self.returned.notify_one();
     }
 }
 
 impl Drop for ReadModels {
-    /// The queries' connection is closed on a thread of its own: PostgreSQL's client blocks on
-    /// a runtime of its own, and the last owner may be an async task.
+    /// The queries' connections are closed on a thread of their own: PostgreSQL's client
+    /// blocks on a runtime of its own, and the last owner may be an async task.
     fn drop(&mut self) {
-        if let Some(store) = self.queries.get_mut().take() {
-            let _ = std::thread::spawn(move || drop(store)).join();
+        let idle = std::mem::take(&mut self.queries.get_mut().idle);
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
         }
     }
 }
@@ -515,5 +567,52 @@ pub(crate) fn record_commit(metrics: &Metrics, started: Instant, done: &Committe
         metrics
             .projection_dead_letters
             .inc_by(done.dead_letters as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// As many queries run at once as there are connections, and no more: each of eight
+    /// waits inside its query until four are inside together.
+    #[test]
+    fn queries_share_a_bounded_pool_of_connections() {
+        let dir = tempfile::tempdir().expect("dir");
+        let models = Arc::new(
+            ReadModels::open(&Target::Sqlite(dir.path().join("r.sqlite"))).expect("opens"),
+        );
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (models, inside, most) = (models.clone(), inside.clone(), most.clone());
+                std::thread::spawn(move || {
+                    models.query(|store| {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        let until = Instant::now() + Duration::from_secs(20);
+                        while most.load(Ordering::SeqCst) < QUERY_CONNECTIONS
+                            && Instant::now() < until
+                        {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        let read = store.checkpoints();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        read
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().expect("runs").expect("reads"), vec![]);
+        }
+        assert_eq!(most.load(Ordering::SeqCst), QUERY_CONNECTIONS);
+        let pool = models.queries.lock();
+        assert_eq!(
+            (pool.open, pool.idle.len()),
+            (QUERY_CONNECTIONS, QUERY_CONNECTIONS)
+        );
     }
 }
