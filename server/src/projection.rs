@@ -439,8 +439,14 @@ impl Live {
         let metrics = self.metrics.clone();
         let feeds = self.feeds.snapshot();
         let running: Vec<MatchId> = feeds.iter().map(|s| s.id).collect();
-        // Files of matches that are not running (a previous run's), once each.
+        // Files of matches that are not running (a previous run's), once each, for at most a
+        // batch interval per round: the running matches are not held up by thousands of old
+        // files after a restart.
+        let files_until = Instant::now() + self.config.batch;
         while let Some((id, path)) = self.files.last().cloned() {
+            if Instant::now() >= files_until {
+                break;
+            }
             if running.contains(&id) {
                 self.files.pop();
                 continue;

@@ -473,3 +473,49 @@ fn project_killed_midway_again_and_again_ends_with_a_clean_run_s_rows() {
         "after the kills, the rows of a clean run"
     );
 }
+
+/// A server started on a data directory whose replay files were never projected (an earlier
+/// run's, or a database deleted to be rebuilt) catches them up a batch interval per round,
+/// and ends with exactly the rows of a rebuild from those files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_catches_up_the_replay_files_it_finds_at_start() {
+    let data = tempfile::tempdir().expect("dir");
+    let replays = data.path().join("replays");
+    std::fs::create_dir_all(&replays).expect("dir");
+    let files = 30u64;
+    for id in 1..=files {
+        record_drift(&replays.join(format!("match-{id:06}.tfr")), id, 8, 300);
+    }
+    let dir = data.path().to_path_buf();
+    let server = TestServer::start(move |c| {
+        c.data_dir = dir;
+        c.projection_batch = Duration::from_millis(10);
+    })
+    .await;
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    for id in 1..=files {
+        loop {
+            let (status, s) = get(&server.url, &format!("/matches/{id}/summary")).await;
+            if status == 200 && s["state"] == "closed" && s["projected_tick"] == 300 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < until,
+                "match {id} is caught up: {status} {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let Some(live) = server.state.config.read_db_target() else {
+        panic!("read models on");
+    };
+    server.stop().await;
+    let rebuilt = Target::Sqlite(data.path().join("rebuilt.sqlite"));
+    let mut projector = Projector::new(SqlStore::open(&rebuilt).expect("opens"));
+    for id in 1..=files {
+        let file = replays.join(format!("match-{id:06}.tfr"));
+        project_file(&mut projector, &file, None, &mut |_| {}).expect("projects");
+    }
+    projector.commit().expect("commits");
+    assert_eq!(dump_read_models(&live), dump_read_models(&rebuilt));
+}
