@@ -71,11 +71,16 @@ enum Cmd {
     /// nothing when run again. `--rebuild` drops every read model first (how a schema change
     /// is applied).
     #[command(
-        after_help = "Examples:\n  tickforge-replay project data/replays --db data/read-models.sqlite --rebuild\n  tickforge-replay project match-000007.tfr --db read-models.sqlite"
+        after_help = "Examples:\n  tickforge-replay project data/replays --db data/read-models.sqlite --rebuild\n  tickforge-replay project match-000007.tfr --db read-models.sqlite\n  tickforge-replay project --nats nats://127.0.0.1:4222 --db postgres://tf@db/reads --rebuild"
     )]
     Project {
         /// A replay directory (every match-*.tfr in it), or one replay file.
-        source: PathBuf,
+        #[arg(required_unless_present = "nats", conflicts_with = "nats")]
+        source: Option<PathBuf>,
+        /// Instead of files: a NATS server of a cluster; every match of its stream is read
+        /// from its first message (and closed if the directory says it ended).
+        #[arg(long)]
+        nats: Option<String>,
         /// The read models: a SQLite file (created if missing) or a PostgreSQL URL
         /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE). Stop the server that writes
         /// them first, or use another database.
@@ -197,11 +202,92 @@ pub fn main(games: Games) -> ExitCode {
     }
 }
 
-/// `tickforge-replay project`.
-fn project(source: &Path, db: &str, rebuild: bool, json: bool) -> anyhow::Result<ExitCode> {
-    use tickforge_projections::{Projector, SqlStore, Target};
-    use tickforge_server::projection::project_file;
+/// What a `project` run projected.
+#[derive(Default)]
+struct Projected {
+    /// Files, or matches of the stream, read.
+    read: usize,
+    /// Matches with new ticks.
+    matches: u64,
+    ticks: u64,
+    events: u64,
+    /// Seconds of play the new ticks are.
+    play_s: f64,
+}
 
+impl Projected {
+    fn add(&mut self, match_ticks: u64, events: u64, tick_rate_hz: u32) {
+        self.ticks += match_ticks;
+        self.events += events;
+        self.play_s += match_ticks as f64 / f64::from(tick_rate_hz.max(1));
+        self.matches += u64::from(match_ticks > 0);
+    }
+}
+
+/// `tickforge-replay project`: from replay files, or from a cluster's stream.
+fn project(
+    source: Option<&Path>,
+    nats: Option<&str>,
+    db: &str,
+    rebuild: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use tickforge_projections::{Projector, SqlStore, Target};
+
+    let db = Target::parse(db);
+    // A rebuild starts from empty tables, whatever their schema version was: it is how a
+    // schema is changed.
+    let mut store = if rebuild {
+        SqlStore::open_emptied(&db)?
+    } else {
+        SqlStore::open(&db)?
+    };
+    store.bulk()?;
+    let mut projector = Projector::new(store);
+    let started = std::time::Instant::now();
+    let (done, what) = match (source, nats) {
+        (Some(source), None) => (project_files(&mut projector, source)?, "files"),
+        (None, Some(url)) => (
+            project_stream(&mut projector, url)?,
+            "matches of the stream",
+        ),
+        _ => bail!("give a replay directory or file, or --nats URL for a cluster's stream"),
+    };
+    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "source": if nats.is_some() { "stream" } else { "files" },
+                "read": done.read,
+                "matches_changed": done.matches,
+                "ticks": done.ticks,
+                "events": done.events,
+                "seconds": elapsed,
+                "events_per_second": done.events as f64 / elapsed,
+                "real_time_factor": done.play_s / elapsed,
+            })
+        );
+    } else {
+        println!(
+            "projected {} {what} into {db}: {} new ticks of {} matches, {} events ({:.0} events/s, {:.0}x real time)",
+            done.read,
+            done.ticks,
+            done.matches,
+            done.events,
+            done.events as f64 / elapsed,
+            done.play_s / elapsed
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Project the replay files of `source` (a directory, or one file).
+fn project_files(
+    projector: &mut tickforge_projections::Projector<tickforge_projections::SqlStore>,
+    source: &Path,
+) -> anyhow::Result<Projected> {
+    use tickforge_server::projection::project_file;
     let files: Vec<PathBuf> = if source.is_dir() {
         tickforge_server::matches::replay_files(source)
             .into_iter()
@@ -216,16 +302,6 @@ fn project(source: &Path, db: &str, rebuild: bool, json: bool) -> anyhow::Result
             source.display()
         );
     }
-    let db = Target::parse(db);
-    // A rebuild starts from empty tables, whatever their schema version was: it is how a
-    // schema is changed.
-    let mut store = if rebuild {
-        SqlStore::open_emptied(&db)?
-    } else {
-        SqlStore::open(&db)?
-    };
-    store.bulk()?;
-    let mut projector = Projector::new(store);
     // The bar counts bytes of the files: what the work is.
     let total: u64 = files
         .iter()
@@ -233,12 +309,14 @@ fn project(source: &Path, db: &str, rebuild: bool, json: bool) -> anyhow::Result
         .map(|m| m.len())
         .sum();
     let bar = progress_bytes(total, "projecting");
-    let started = std::time::Instant::now();
-    let (mut ticks, mut events, mut matches, mut play_s) = (0u64, 0u64, 0u64, 0f64);
+    let mut done = Projected {
+        read: files.len(),
+        ..Projected::default()
+    };
     let mut done_bytes = 0u64;
     for file in &files {
         let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        let outcome = project_file(&mut projector, file, None, &mut |at| {
+        let outcome = project_file(projector, file, None, &mut |at| {
             if let Some(bar) = &bar {
                 bar.set_position(done_bytes + at.min(len));
             }
@@ -249,41 +327,77 @@ fn project(source: &Path, db: &str, rebuild: bool, json: bool) -> anyhow::Result
             .with_context(|| format!("committing {}", file.display()))?;
         projector.close(outcome.match_id);
         done_bytes += len;
-        ticks += outcome.ticks;
-        events += outcome.events;
-        play_s += outcome.ticks as f64 / f64::from(outcome.tick_rate_hz);
-        matches += u64::from(outcome.ticks > 0);
+        done.add(outcome.ticks, outcome.events, outcome.tick_rate_hz);
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "files": files.len(),
-                "matches_changed": matches,
-                "ticks": ticks,
-                "events": events,
-                "seconds": elapsed,
-                "events_per_second": events as f64 / elapsed,
-                "real_time_factor": play_s / elapsed,
-            })
-        );
-    } else {
-        println!(
-            "projected {} files into {}: {} new ticks of {} matches, {} events ({:.0} events/s, {:.0}x real time)",
-            files.len(),
-            db,
-            ticks,
-            matches,
-            events,
-            events as f64 / elapsed,
-            play_s / elapsed
-        );
+    Ok(done)
+}
+
+/// Project every match of a cluster's stream at `url`, each read whole, checked, from its
+/// first message. A match is closed when its records end it or the directory says it ended.
+fn project_stream(
+    projector: &mut tickforge_projections::Projector<tickforge_projections::SqlStore>,
+    url: &str,
+) -> anyhow::Result<Projected> {
+    use tickforge_protocol::EventKind;
+    use tickforge_server::cluster::takeover::{StreamReader, read_match};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let reader = runtime
+        .block_on(StreamReader::connect(url))
+        .with_context(|| format!("connecting to {url}"))?;
+    let ids = runtime
+        .block_on(reader.match_ids())
+        .with_context(|| format!("listing the matches of {url}"))?;
+    let bar = progress(ids.len() as u64, "projecting matches");
+    let mut done = Projected {
+        read: ids.len(),
+        ..Projected::default()
+    };
+    for (n, id) in ids.iter().enumerate() {
+        let recorded = runtime
+            .block_on(read_match(&reader.stream, *id))
+            .with_context(|| format!("reading match {} from {url}", id.0))?;
+        let ended = runtime.block_on(reader.ended(*id));
+        let from = projector.open(&recorded.header)?;
+        let (mut ticks, mut events) = (0u64, 0u64);
+        let mut closed = ended;
+        for t in &recorded.ticks {
+            closed |= t
+                .events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::MatchEnded { .. }));
+            if t.tick.0 <= from.tick {
+                continue;
+            }
+            projector
+                .tick(id.0, t.tick.0, &t.events, &t.rejections)
+                .map_err(|e| anyhow::anyhow!("match {}: {e}", id.0))?;
+            ticks += 1;
+            events += t.events.len() as u64;
+            if projector.pending_rows() >= tickforge_server::projection::MAX_BATCH_ROWS {
+                projector.commit()?;
+            }
+        }
+        if closed {
+            let _ = projector.finish(id.0);
+        }
+        projector
+            .commit()
+            .with_context(|| format!("committing match {}", id.0))?;
+        projector.close(id.0);
+        done.add(ticks, events, recorded.header.tick_rate_hz);
+        if let Some(bar) = &bar {
+            bar.set_position(n as u64 + 1);
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(done)
 }
 
 /// A bar over `total` ticks, on a terminal and for work long enough to watch.
@@ -405,10 +519,11 @@ fn run(cli: Cli, games: &Games) -> anyhow::Result<ExitCode> {
         }
         Cmd::Project {
             source,
+            nats,
             db,
             rebuild,
             json,
-        } => project(&source, &db, rebuild, json),
+        } => project(source.as_deref(), nats.as_deref(), &db, rebuild, json),
         Cmd::Verify { file } => {
             let (header, index, _) =
                 crate::summary(&file).with_context(|| format!("opening {}", file.display()))?;

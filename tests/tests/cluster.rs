@@ -763,6 +763,30 @@ async fn relay_projected_the_match(relay_url: &str, id: MatchId, nats: &str) {
         serde_json::to_value(&rebuilt).expect("JSON"),
         "the relay's read models equal a rebuild from the stream"
     );
+    // And `tickforge-replay project --nats`, which reads every match of the stream itself.
+    let from_stream = dir.path().join("from-stream.sqlite");
+    let out = tokio::process::Command::new(tickforge_tests::binary("tickforge-replay"))
+        .args(["project", "--nats", nats, "--db"])
+        .arg(&from_stream)
+        .arg("--json")
+        .output()
+        .await
+        .expect("tickforge-replay runs");
+    assert!(
+        out.status.success(),
+        "project --nats: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = SqlStore::open_for_queries(&Target::Sqlite(from_stream))
+        .expect("opens")
+        .summary(id.0)
+        .expect("reads")
+        .expect("the match");
+    assert_eq!(
+        summary,
+        serde_json::to_value(&again).expect("JSON"),
+        "the relay's read models equal `project --nats`'s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

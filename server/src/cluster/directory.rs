@@ -75,7 +75,7 @@ pub(crate) enum Entry {
     Match(MatchEntry),
 }
 
-fn match_key(id: MatchId) -> String {
+pub(crate) fn match_key(id: MatchId) -> String {
     format!("match.{}", id.0)
 }
 

@@ -31,26 +31,75 @@ pub struct Recorded {
     pub last_seq: u64,
 }
 
+/// The stream, and the match directory, as a tool sees them.
+#[derive(Debug)]
+pub struct StreamReader {
+    pub stream: async_nats::jetstream::stream::Stream,
+    directory: Option<async_nats::jetstream::kv::Store>,
+}
+
+impl StreamReader {
+    /// Connect to NATS at `url` and open the stream (and the directory, if there is one).
+    pub async fn connect(url: &str) -> Result<StreamReader, ClusterError> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(super::server_addrs(url)?)
+            .await
+            .map_err(|e| ClusterError::Connect {
+                url: url.to_string(),
+                detail: e.to_string(),
+            })?;
+        let js = async_nats::jetstream::new(client);
+        let stream = js
+            .get_stream(super::STREAM)
+            .await
+            .map_err(|e| ClusterError::Setup {
+                what: format!("stream {}", super::STREAM),
+                detail: e.to_string(),
+            })?;
+        let directory = js.get_key_value(super::DIRECTORY).await.ok();
+        Ok(StreamReader { stream, directory })
+    }
+
+    /// Every match with messages in the stream, in id order.
+    pub async fn match_ids(&self) -> Result<Vec<MatchId>, ClusterError> {
+        let fail = |e: &dyn std::fmt::Display| ClusterError::Setup {
+            what: format!("the subjects of stream {}", super::STREAM),
+            detail: e.to_string(),
+        };
+        let mut subjects = self
+            .stream
+            .info_with_subjects("tickforge.match.*")
+            .await
+            .map_err(|e| fail(&e))?;
+        let mut ids = Vec::new();
+        while let Some(entry) = subjects.next().await {
+            let (subject, _) = entry.map_err(|e| fail(&e))?;
+            if let Some(id) = subject.rsplit('.').next().and_then(|id| id.parse().ok()) {
+                ids.push(MatchId(id));
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Whether the directory says match `id` has ended (a match that ended idle has no
+    /// record in the stream that says so).
+    pub async fn ended(&self, id: MatchId) -> bool {
+        let Some(directory) = &self.directory else {
+            return false;
+        };
+        let Ok(Some(bytes)) = directory.get(super::directory::match_key(id)).await else {
+            return false;
+        };
+        serde_json::from_slice::<super::MatchEntry>(&bytes).is_ok_and(|e| e.state == "ended")
+    }
+}
+
 /// Connect to NATS at `url` and read match `id` from the stream (for tools: an export of a
 /// match that moved between nodes).
 pub async fn fetch_match(url: &str, id: MatchId) -> Result<Recorded, ClusterError> {
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(super::server_addrs(url)?)
-        .await
-        .map_err(|e| ClusterError::Connect {
-            url: url.to_string(),
-            detail: e.to_string(),
-        })?;
-    let js = async_nats::jetstream::new(client);
-    let stream = js
-        .get_stream(super::STREAM)
-        .await
-        .map_err(|e| ClusterError::Setup {
-            what: format!("stream {}", super::STREAM),
-            detail: e.to_string(),
-        })?;
-    read_match(&stream, id).await
+    read_match(&StreamReader::connect(url).await?.stream, id).await
 }
 
 /// What a stream message holds (its [`records::KIND`] header), or `""`.
