@@ -877,9 +877,9 @@ async fn a_node_cut_off_from_the_cluster_stops_its_match_and_the_other_side_take
 }
 
 /// The relay's projector killed with SIGKILL three times while a match plays, and started
-/// again on the same data directory (the same durable consumer): afterwards its read models
-/// hold the match whole, with no gap and nothing counted twice (a rebuild from the stream has
-/// the same summary).
+/// again on the same data directory (the same durable consumer), the last time with its
+/// database deleted: afterwards its read models hold the match whole, with no gap and nothing
+/// counted twice (a rebuild from the stream has the same summary).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_s_projector_killed_midway_resumes_from_its_durable_consumer() {
     let nats = NatsCluster::start(3).await;
@@ -912,7 +912,7 @@ async fn a_relay_s_projector_killed_midway_resumes_from_its_durable_consumer() {
     }
     let summary_path = format!("/matches/{}/summary", id.0);
     let mut projected_before_kill = Vec::new();
-    for _ in 0..3 {
+    for round in 0..3 {
         // Some more of the match is projected, then the relay dies mid-stream.
         let http = relay_url.replace("ws://", "http://");
         let seen = projected_before_kill.last().copied().unwrap_or(0);
@@ -937,6 +937,15 @@ async fn a_relay_s_projector_killed_midway_resumes_from_its_durable_consumer() {
         projected_before_kill.push(s["projected_tick"].as_u64().expect("a tick"));
         relay.kill().await.expect("kill -9");
         tokio::time::sleep(Duration::from_millis(300)).await;
+        if round == 2 {
+            // The last time, its database is deleted too (to be rebuilt): the relay projects
+            // the stream again from its first message.
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(
+                    relay_dir.path().join(format!("read-models.sqlite{suffix}")),
+                );
+            }
+        }
         (relay, relay_url) = tickforge_tests::start_binary(relay_dir.path(), &relay_args).await;
     }
     leave_all(&stop, players).await;

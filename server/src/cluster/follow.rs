@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use futures_util::StreamExt;
-use tickforge_projections::{Projector, SqlStore, StoreError, Target};
+use tickforge_projections::{Projector, SqlStore, Store, StoreError, Target};
 use tickforge_protocol::{EventKind, ReplayHeader};
 use tokio_util::sync::CancellationToken;
 
@@ -111,8 +111,9 @@ impl Cluster {
     }
 
     /// The durable consumer, made again from the message after its acknowledged floor (from
-    /// the stream's first message the first time).
-    async fn projector_consumer(&self) -> Result<PullConsumer, FollowError> {
+    /// the stream's first message the first time, and when the read models are empty: a
+    /// database deleted to be rebuilt gets every match again).
+    async fn projector_consumer(&self, empty: bool) -> Result<PullConsumer, FollowError> {
         let node: String = self
             .config
             .node
@@ -127,7 +128,11 @@ impl Cluster {
                     .delete_consumer(&name)
                     .await
                     .map_err(|e| FollowError::Stream(format!("deleting consumer {name}: {e}")))?;
-                DeliverPolicy::ByStartSequence { start_sequence }
+                if empty {
+                    DeliverPolicy::All
+                } else {
+                    DeliverPolicy::ByStartSequence { start_sequence }
+                }
             }
             Err(_) => DeliverPolicy::All,
         };
@@ -152,14 +157,18 @@ impl Cluster {
         shutdown: &CancellationToken,
     ) -> Result<(), FollowError> {
         let opening = target.clone();
-        let store = tokio::task::spawn_blocking(move || SqlStore::open(&opening))
-            .await
-            .map_err(|e| FollowError::Stream(format!("opening the read models: {e}")))??;
+        let (store, empty) = tokio::task::spawn_blocking(move || {
+            let mut store = SqlStore::open(&opening)?;
+            let empty = store.checkpoints()?.is_empty();
+            Ok::<_, StoreError>((store, empty))
+        })
+        .await
+        .map_err(|e| FollowError::Stream(format!("opening the read models: {e}")))??;
         let mut follower = OffRuntime(Some(Follower {
             projector: Projector::new(store),
             touched: BTreeMap::new(),
         }));
-        let consumer = self.projector_consumer().await?;
+        let consumer = self.projector_consumer(empty).await?;
         tracing::info!(db = %target, "cluster projector following the stream");
         loop {
             let fetched = tokio::select! {
