@@ -341,7 +341,6 @@ fn project_stream(
     projector: &mut tickforge_projections::Projector<tickforge_projections::SqlStore>,
     url: &str,
 ) -> anyhow::Result<Projected> {
-    use tickforge_protocol::EventKind;
     use tickforge_server::cluster::takeover::{StreamReader, read_match};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -362,34 +361,17 @@ fn project_stream(
             .block_on(read_match(&reader.stream, *id))
             .with_context(|| format!("reading match {} from {url}", id.0))?;
         let ended = runtime.block_on(reader.ended(*id));
-        let from = projector.open(&recorded.header)?;
-        let (mut ticks, mut events) = (0u64, 0u64);
-        let mut closed = ended;
-        for t in &recorded.ticks {
-            closed |= t
-                .events
-                .iter()
-                .any(|e| matches!(e.kind, EventKind::MatchEnded { .. }));
-            if t.tick.0 <= from.tick {
-                continue;
-            }
-            projector
-                .tick(id.0, t.tick.0, &t.events, &t.rejections)
-                .map_err(|e| anyhow::anyhow!("match {}: {e}", id.0))?;
-            ticks += 1;
-            events += t.events.len() as u64;
-            if projector.pending_rows() >= tickforge_server::projection::MAX_BATCH_ROWS {
-                projector.commit()?;
-            }
-        }
-        if closed {
+        projector.open(&recorded.header)?;
+        let applied = tickforge_server::projection::apply_ticks(projector, id.0, &recorded.ticks)?
+            .map_err(|gap| anyhow::anyhow!("{gap}"))?;
+        if ended || applied.ended {
             let _ = projector.finish(id.0);
         }
         projector
             .commit()
             .with_context(|| format!("committing match {}", id.0))?;
         projector.close(id.0);
-        done.add(ticks, events, recorded.header.tick_rate_hz);
+        done.add(applied.ticks, applied.events, recorded.header.tick_rate_hz);
         if let Some(bar) = &bar {
             bar.set_position(n as u64 + 1);
         }

@@ -121,6 +121,71 @@ pub fn project_file<S: Store>(
     Ok(done)
 }
 
+/// What [`apply_ticks`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TicksApplied {
+    /// Ticks new to the read models.
+    pub ticks: u64,
+    pub events: u64,
+    /// One of the ticks ended the match (`MatchEnded`): no tick follows.
+    pub ended: bool,
+}
+
+/// Ticks of a match after a gap: the tick the projector expected never came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("match {match_id}: tick {tick} came after tick {at}")]
+pub struct Gap {
+    pub match_id: u64,
+    pub tick: u64,
+    pub at: u64,
+}
+
+/// Apply `ticks` (in order, whole, as a stream holds them) of open match `match_id`: those at
+/// or before its checkpoint change nothing, and whenever [`MAX_BATCH_ROWS`] rows have
+/// gathered they are committed. A tick after a gap is refused, and nothing from it on is
+/// applied.
+pub fn apply_ticks<S: Store>(
+    projector: &mut Projector<S>,
+    match_id: u64,
+    ticks: &[crate::log::TickRecords],
+) -> Result<Result<TicksApplied, Gap>, StoreError> {
+    let mut done = TicksApplied::default();
+    let mut at = projector.checkpoint(match_id).map_or(0, |c| c.tick);
+    for t in ticks {
+        done.ended |= t
+            .events
+            .iter()
+            .any(|e| matches!(e.kind, tickforge_protocol::EventKind::MatchEnded { .. }));
+        if t.tick.0 <= at {
+            continue;
+        }
+        if t.tick.0 > at + 1 {
+            return Ok(Err(Gap {
+                match_id,
+                tick: t.tick.0,
+                at,
+            }));
+        }
+        if projector.tick(match_id, t.tick.0, &t.events, &t.rejections)
+            == Ok(tickforge_projections::Applied::Applied)
+        {
+            done.ticks += 1;
+            done.events += t.events.len() as u64;
+        }
+        at = t.tick.0;
+        if projector.pending_rows() >= MAX_BATCH_ROWS {
+            projector.commit()?;
+        }
+    }
+    Ok(Ok(done))
+}
+
+/// Drop `value` on a thread of its own: PostgreSQL's client blocks on a runtime of its own,
+/// which cannot run inside an async task, and the last owner of a store may be one.
+pub(crate) fn drop_off_runtime<T: Send + 'static>(value: T) {
+    let _ = std::thread::spawn(move || drop(value)).join();
+}
+
 /// The running matches the live projector follows, registered by their sink.
 #[derive(Debug, Default)]
 pub struct Feeds {
@@ -317,7 +382,7 @@ impl Drop for ReadModels {
     fn drop(&mut self) {
         let idle = std::mem::take(&mut self.queries.get_mut().idle);
         if !idle.is_empty() {
-            let _ = std::thread::spawn(move || drop(idle)).join();
+            drop_off_runtime(idle);
         }
     }
 }
@@ -385,7 +450,7 @@ impl Live {
                 Ok(()) => self.backoff = Duration::ZERO,
                 Err(e) => {
                     self.failed(&e);
-                    self.report_lag();
+                    self.report_lag(&self.feeds.snapshot());
                 }
             }
             if self.shutdown.is_cancelled() {
@@ -505,7 +570,7 @@ impl Live {
             self.committed.entry(shared.id).or_insert(from.tick);
         }
         // Just before the commit: the most the read models are behind in this round.
-        self.report_lag();
+        self.report_lag(&feeds);
         self.commit()?;
         for shared in &feeds {
             if let Some(c) = self
@@ -532,9 +597,9 @@ impl Live {
     /// Each running match's lag, in ticks from its live tick back to its last committed one.
     /// Reported before each commit (and after a failed one), it is the peak of the round: the
     /// read models are never further behind than this since the last report.
-    fn report_lag(&mut self) {
+    fn report_lag(&self, feeds: &[Arc<MatchShared>]) {
         let mut max_lag = 0u64;
-        for shared in self.feeds.snapshot() {
+        for shared in feeds {
             let live = *shared.live.borrow();
             let lag = live
                 .tick

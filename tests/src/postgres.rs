@@ -122,6 +122,13 @@ impl PgServer {
         cmd
     }
 
+    /// `pg_ctl` on this server's cluster.
+    fn pg_ctl(&self) -> Command {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("-D").arg(&self.data);
+        cmd
+    }
+
     /// Start the server (again, after [`PgServer::stop`]) and wait until it takes connections.
     pub fn start_again(&self) {
         let options = format!(
@@ -130,9 +137,7 @@ impl PgServer {
             self.dir.path().display()
         );
         let out = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
+            .pg_ctl()
             .arg("-l")
             .arg(&self.log)
             .args(["-o", &options, "-w", "-t", "60", "start"])
@@ -149,9 +154,7 @@ impl PgServer {
     /// Stop the server (its connections are closed): a database outage.
     pub fn stop(&self) {
         let out = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
+            .pg_ctl()
             .args(["-m", "fast", "-w", "-t", "60", "stop"])
             .output()
             .expect("runs pg_ctl stop");
@@ -196,9 +199,7 @@ impl Drop for PgServer {
     fn drop(&mut self) {
         // Immediate: the directory goes with the test.
         let _ = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
+            .pg_ctl()
             .args(["-m", "immediate", "-w", "stop"])
             .output();
     }

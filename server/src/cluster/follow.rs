@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use futures_util::StreamExt;
 use tickforge_projections::{Projector, SqlStore, Store, StoreError, Target};
-use tickforge_protocol::{EventKind, ReplayHeader};
+use tickforge_protocol::ReplayHeader;
 use tokio_util::sync::CancellationToken;
 
 use super::{Cluster, records};
@@ -59,20 +59,17 @@ enum FollowError {
     #[error("the stream: {0}")]
     Stream(String),
     /// Ticks of a match after a gap: delivery is not in order; the consumer is made again.
-    #[error(
-        "match {match_id}: tick {tick} came after tick {at}; following again from the acknowledged floor"
-    )]
-    Gap { match_id: u64, tick: u64, at: u64 },
+    #[error("{0}; following again from the acknowledged floor")]
+    Gap(#[from] crate::projection::Gap),
 }
 
-/// Something to be dropped on a thread of its own: PostgreSQL's client blocks on a runtime of
-/// its own, which cannot run inside an async task.
+/// The follower, dropped on a thread of its own ([`crate::projection::drop_off_runtime`]).
 struct OffRuntime<T: Send + 'static>(Option<T>);
 
 impl<T: Send + 'static> Drop for OffRuntime<T> {
     fn drop(&mut self) {
         if let Some(value) = self.0.take() {
-            let _ = std::thread::spawn(move || drop(value)).join();
+            crate::projection::drop_off_runtime(value);
         }
     }
 }
@@ -237,12 +234,7 @@ fn decode(message: &async_nats::jetstream::Message) -> Work {
             Err(e) => Work::Bad(format!("the header at stream seq {seq}: {e}")),
         },
         records::KIND_TICKS => {
-            let id = message
-                .subject
-                .as_str()
-                .rsplit('.')
-                .next()
-                .and_then(|id| id.parse().ok());
+            let id = super::match_of(message.subject.as_str()).map(|id| id.0);
             match (
                 id,
                 records::decode_ticks(&message.payload, DEFAULT_MAX_RECORD_BYTES),
@@ -283,30 +275,17 @@ impl Follower {
                     tracing::error!(error = %why, "cluster projector: a message left out");
                 }
                 Work::Ticks(id, ticks) => {
-                    let Some(mut at) = p.resume(id)?.map(|c| c.tick) else {
+                    if p.resume(id)?.is_none() {
                         metrics.projection_errors.inc();
                         tracing::error!(
                             match_id = id,
                             "cluster projector: ticks of a match whose header it never saw; left out"
                         );
                         continue;
-                    };
-                    for t in ticks {
-                        if t.tick.0 > at + 1 {
-                            return Err(FollowError::Gap {
-                                match_id: id,
-                                tick: t.tick.0,
-                                at,
-                            });
-                        }
-                        let _ = p.tick(id, t.tick.0, &t.events, &t.rejections);
-                        at = at.max(t.tick.0);
-                        if t.events
-                            .iter()
-                            .any(|e| matches!(e.kind, EventKind::MatchEnded { .. }))
-                        {
-                            ended.push(id);
-                        }
+                    }
+                    let applied = crate::projection::apply_ticks(p, id, &ticks)??;
+                    if applied.ended {
+                        ended.push(id);
                     }
                     self.touched.insert(id, Instant::now());
                 }

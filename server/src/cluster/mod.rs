@@ -56,6 +56,15 @@ pub fn subject(id: MatchId) -> String {
     format!("tickforge.match.{}", id.0)
 }
 
+/// The match a stream subject is of.
+pub fn match_of(subject: &str) -> Option<MatchId> {
+    subject
+        .strip_prefix("tickforge.match.")?
+        .parse()
+        .ok()
+        .map(MatchId)
+}
+
 /// How a node takes part in a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {

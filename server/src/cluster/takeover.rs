@@ -75,9 +75,7 @@ impl StreamReader {
         let mut ids = Vec::new();
         while let Some(entry) = subjects.next().await {
             let (subject, _) = entry.map_err(|e| fail(&e))?;
-            if let Some(id) = subject.rsplit('.').next().and_then(|id| id.parse().ok()) {
-                ids.push(MatchId(id));
-            }
+            ids.extend(super::match_of(&subject));
         }
         ids.sort();
         Ok(ids)
