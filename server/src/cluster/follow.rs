@@ -9,7 +9,9 @@
 //! their checkpoint, which change nothing. So that delivery is in stream order, each start of
 //! the follower makes the consumer again from the message after its acknowledged floor. A
 //! failing database is waited out with backoff, fetching nothing meanwhile: the stream keeps
-//! the messages, and `projection_stream_pending` shows how many wait.
+//! the messages, and `projection_stream_pending` shows how many wait. A fetch with more than
+//! `MAX_BATCH_ROWS` rows is committed as it goes (what a fetch holds is bounded); a commit
+//! that fails midway starts the follower again from its acknowledged floor.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
