@@ -729,7 +729,9 @@ impl Round {
                 // Sleep out the round, then take what came. Waiting on the channel instead
                 // would make every match's append wake this thread (a futex wake and, on a
                 // busy core, a switch away from the match) once per match per tick; asleep,
-                // the appends only queue. The channel holds far more than one round.
+                // the appends only queue. The channel holds far more than one round. A
+                // create or a close that comes mid-round is taken at its end too: at most one
+                // round later than before.
                 std::thread::sleep(round_ends - now);
             }
             if !connected {
