@@ -13,7 +13,8 @@ use std::fmt;
 ///
 /// Units: positions are millimetres, velocities millimetres per tick.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+// Serialize and Deserialize are written by `named_or_game!`, with these derived ones.
+#[serde(rename_all = "snake_case", remote = "Self")]
 pub enum Command {
     /// Enter the match under a display name.
     Join { name: String },
@@ -26,13 +27,11 @@ pub enum Command {
     /// Drift: move one's own player by (dx, dy) mm.
     Drift { entity: EntityId, dx: i32, dy: i32 },
     /// A command of a game this crate does not name, `{kind: value}` on the wire.
-    #[serde(untagged, deserialize_with = "other_command")]
+    #[serde(skip)]
     Game(Box<GameValue>),
 }
 
-fn other_command<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<GameValue>, D::Error> {
-    crate::game_value::other_than(d, &["join", "leave", "move", "fire", "drift"])
-}
+crate::game_value::named_or_game!(Command, &["join", "leave", "move", "fire", "drift"]);
 
 impl Command {
     /// A short name for logs, metrics and filters (`"move"`, `"fire"`, …).

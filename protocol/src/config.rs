@@ -9,18 +9,17 @@ use crate::game_value::GameValue;
 /// variants of their own, any other game's settings travel as [`GameConfig::Game`], whose kind
 /// is the game's name (`{"tag": {…}}`, like the others).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+// Serialize and Deserialize are written by `named_or_game!`, with these derived ones.
+#[serde(rename_all = "snake_case", remote = "Self")]
 pub enum GameConfig {
     Arena(ArenaConfig),
     Drift(DriftConfig),
     /// The settings of a game this crate does not name; the game checks them.
-    #[serde(untagged, deserialize_with = "other_game")]
+    #[serde(skip)]
     Game(Box<GameValue>),
 }
 
-fn other_game<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<GameValue>, D::Error> {
-    crate::game_value::other_than(d, &["arena", "drift"])
-}
+crate::game_value::named_or_game!(GameConfig, &["arena", "drift"]);
 
 impl GameConfig {
     /// The game's name as used on the command line and in `POST /matches`.

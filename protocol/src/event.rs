@@ -45,7 +45,8 @@ impl Cause {
 ///
 /// Units: positions in millimetres, velocities in mm per tick, health in points.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+// Serialize and Deserialize are written by `named_or_game!`, with these derived ones.
+#[serde(rename_all = "snake_case", remote = "Self")]
 pub enum EventKind {
     /// A player entered the match and got an entity.
     PlayerJoined {
@@ -109,13 +110,11 @@ pub enum EventKind {
         winner: Option<PlayerId>,
     },
     /// An event of a game this crate does not name, `{kind: value}` on the wire.
-    #[serde(untagged, deserialize_with = "other_event")]
+    #[serde(skip)]
     Game(Box<GameValue>),
 }
 
-fn other_event<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<GameValue>, D::Error> {
-    crate::game_value::other_than(d, EventKind::NAMES)
-}
+crate::game_value::named_or_game!(EventKind, EventKind::NAMES);
 
 /// Why a match ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,8 @@ use std::fmt;
 /// A component, once on an entity, stays there until the entity is despawned; on/off state is
 /// a value (`Health::respawn_at`), so a delta never needs to say "component removed".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+// Serialize and Deserialize are written by `named_or_game!`, with these derived ones.
+#[serde(remote = "Self")]
 pub enum ComponentValue {
     /// The player who owns this entity, and their display name.
     #[serde(rename = "player")]
@@ -58,28 +60,26 @@ pub enum ComponentValue {
     #[serde(rename = "pickup_timer")]
     PickupTimer { next_at: Tick },
     /// A component of a game this crate does not name, `{name: value}` on the wire.
-    #[serde(untagged, deserialize_with = "other_component")]
+    #[serde(skip)]
     Game(Box<GameValue>),
 }
 
-fn other_component<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<GameValue>, D::Error> {
-    crate::game_value::other_than(
-        d,
-        &[
-            "player",
-            "pos",
-            "vel",
-            "hp",
-            "score",
-            "cooldown",
-            "projectile",
-            "pickup",
-            "input",
-            "match",
-            "pickup_timer",
-        ],
-    )
-}
+crate::game_value::named_or_game!(
+    ComponentValue,
+    &[
+        "player",
+        "pos",
+        "vel",
+        "hp",
+        "score",
+        "cooldown",
+        "projectile",
+        "pickup",
+        "input",
+        "match",
+        "pickup_timer",
+    ]
+);
 
 impl ComponentValue {
     /// The component's wire name (`"pos"`, `"hp"`, …).
