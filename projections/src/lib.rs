@@ -5,6 +5,8 @@
 //! - [`model`]: a match folded from its events alone (no re-simulation): its players' lines,
 //!   its result, its event counts; and the rows one tick adds (events, rejections, dead
 //!   letters). Pure: the one definition of every number the queries give.
+//! - [`blocks`]: a match's events and rejections as a few rows of JSON lines each, split where
+//!   the events alone say, so that a rebuild writes the live projector's rows.
 //! - [`projector`]: applies ticks to models and commits them in batches, each match's
 //!   checkpoint (its last tick and seq) in the same transaction as its rows, so a redelivered
 //!   tick is never counted twice.
@@ -20,6 +22,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod blocks;
 pub mod model;
 pub mod postgres;
 pub mod projector;

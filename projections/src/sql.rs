@@ -7,13 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::blocks;
 use crate::model::MatchModel;
 use crate::query::{
     Career, Dead, Leaderboard, MatchResult, Page, Period, RecentMatch, Rejected, RejectionFilter,
     Standing, Summary, SummaryPlayer, Timeline, Totals,
 };
 use crate::store::{MatchCommit, Queries, SCHEMA_VERSION, Store, StoreError};
-use crate::timeline::{self, StoredEvent};
+use crate::timeline;
 
 /// The tables: integers are BIGINT, flags 0 or 1, JSON is TEXT.
 pub const SCHEMA: &str = "
@@ -78,31 +79,34 @@ CREATE TABLE IF NOT EXISTS event_counts (
     count BIGINT NOT NULL,
     PRIMARY KEY (match_id, kind)
 );
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS event_blocks (
     match_id BIGINT NOT NULL,
-    seq BIGINT NOT NULL,
-    tick BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    player BIGINT,
+    block BIGINT NOT NULL,
+    first_seq BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    first_tick BIGINT NOT NULL,
+    last_tick BIGINT NOT NULL,
+    events BIGINT NOT NULL,
     body TEXT NOT NULL,
-    PRIMARY KEY (match_id, seq)
+    PRIMARY KEY (match_id, block)
 );
-CREATE TABLE IF NOT EXISTS rejections (
+CREATE TABLE IF NOT EXISTS rejection_blocks (
     match_id BIGINT NOT NULL,
-    tick BIGINT NOT NULL,
-    ord BIGINT NOT NULL,
+    window_ms BIGINT NOT NULL,
     player BIGINT NOT NULL,
-    name TEXT,
-    command_id BIGINT NOT NULL,
+    name TEXT NOT NULL,
     rule TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    command TEXT NOT NULL,
-    at_ms BIGINT NOT NULL,
-    PRIMARY KEY (match_id, tick, ord)
+    first_tick BIGINT NOT NULL,
+    last_tick BIGINT NOT NULL,
+    first_at_ms BIGINT NOT NULL,
+    last_at_ms BIGINT NOT NULL,
+    rejections BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (match_id, window_ms, player, name, rule)
 );
-CREATE INDEX IF NOT EXISTS rejections_by_time ON rejections (at_ms);
-CREATE INDEX IF NOT EXISTS rejections_by_name ON rejections (name, at_ms);
-CREATE INDEX IF NOT EXISTS rejections_by_rule ON rejections (rule, at_ms);
+CREATE INDEX IF NOT EXISTS rejection_blocks_by_time ON rejection_blocks (first_at_ms);
+CREATE INDEX IF NOT EXISTS rejection_blocks_by_name ON rejection_blocks (name, first_at_ms);
+CREATE INDEX IF NOT EXISTS rejection_blocks_by_rule ON rejection_blocks (rule, first_at_ms);
 CREATE TABLE IF NOT EXISTS dead_letters (
     match_id BIGINT NOT NULL,
     seq BIGINT NOT NULL,
@@ -118,13 +122,16 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 pub const TABLES: &[&str] = &[
     "standings",
     "dead_letters",
-    "rejections",
-    "events",
+    "rejection_blocks",
+    "event_blocks",
     "event_counts",
     "match_players",
     "matches",
     "tf_schema",
 ];
+
+/// Tables of earlier schema versions, dropped by a rebuild too.
+pub const OLD_TABLES: &[&str] = &["rejections", "events"];
 
 /// A parameter of a statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -521,43 +528,59 @@ impl SqlStore {
             "ON CONFLICT (match_id, kind) DO UPDATE SET count = excluded.count",
             &mut values,
         )?;
-        for e in &c.rows.events {
+        let events = blocks::event_blocks(&c.rows.events);
+        for b in &events {
             values.extend([
                 id,
-                e.seq.into(),
-                e.tick.into(),
-                e.kind.as_str().into(),
-                e.player.into(),
-                e.body.as_str().into(),
+                b.block.into(),
+                b.first_seq.into(),
+                b.last_seq.into(),
+                b.first_tick.into(),
+                b.last_tick.into(),
+                b.events.into(),
+                b.body.as_str().into(),
             ]);
         }
+        // A block's new lines are appended to it; the guard keeps a part already appended
+        // from being appended twice.
         insert_rows(
             db.as_mut(),
-            "INSERT INTO events (match_id, seq, tick, kind, player, body)",
-            6,
-            "ON CONFLICT DO NOTHING",
+            "INSERT INTO event_blocks (match_id, block, first_seq, last_seq, first_tick,
+                last_tick, events, body)",
+            8,
+            "ON CONFLICT (match_id, block) DO UPDATE SET last_seq = excluded.last_seq,
+                last_tick = excluded.last_tick, events = event_blocks.events + excluded.events,
+                body = event_blocks.body || excluded.body
+             WHERE event_blocks.last_seq < excluded.first_seq",
             &mut values,
         )?;
-        for r in &c.rows.rejections {
+        let rejections = blocks::rejection_blocks(&c.rows.rejections);
+        for b in &rejections {
             values.extend([
                 id,
-                r.tick.into(),
-                r.ord.into(),
-                r.player.into(),
-                r.name.as_ref().into(),
-                r.command_id.into(),
-                r.rule.as_str().into(),
-                r.detail.as_str().into(),
-                r.command.as_str().into(),
-                r.at_unix_ms.into(),
+                b.key.window_ms.into(),
+                b.key.player.into(),
+                b.key.name.as_str().into(),
+                b.key.rule.as_str().into(),
+                b.first_tick.into(),
+                b.last_tick.into(),
+                b.first_at_ms.into(),
+                b.last_at_ms.into(),
+                b.rejections.into(),
+                b.body.as_str().into(),
             ]);
         }
+        // A tick's rejections are committed together: a part of a later tick is new.
         insert_rows(
             db.as_mut(),
-            "INSERT INTO rejections (match_id, tick, ord, player, name, command_id, rule, detail,
-                command, at_ms)",
-            10,
-            "ON CONFLICT DO NOTHING",
+            "INSERT INTO rejection_blocks (match_id, window_ms, player, name, rule, first_tick,
+                last_tick, first_at_ms, last_at_ms, rejections, body)",
+            11,
+            "ON CONFLICT (match_id, window_ms, player, name, rule) DO UPDATE SET
+                last_tick = excluded.last_tick, last_at_ms = excluded.last_at_ms,
+                rejections = rejection_blocks.rejections + excluded.rejections,
+                body = rejection_blocks.body || excluded.body
+             WHERE rejection_blocks.last_tick < excluded.first_tick",
             &mut values,
         )?;
         for d in &c.rows.dead_letters {
@@ -647,6 +670,9 @@ impl SqlStore {
 /// parameters, far below either database's limit.
 const ROWS_PER_INSERT: usize = 200;
 
+/// Rejection blocks one read of the audit trail takes.
+const REJECTION_BLOCKS_PER_READ: u64 = 256;
+
 /// Insert the rows of `values` (`columns` values each, in order), `ROWS_PER_INSERT` to a
 /// statement: `head VALUES (…), (…) tail`. `values` is left empty.
 fn insert_rows<'a>(
@@ -718,6 +744,7 @@ impl Store for SqlStore {
         let db = self.db.describe().to_string();
         let drops: String = TABLES
             .iter()
+            .chain(OLD_TABLES)
             .map(|t| format!("DROP TABLE IF EXISTS {t};"))
             .collect();
         self.db
@@ -931,60 +958,81 @@ impl Queries for SqlStore {
         };
         let interval = interval_ticks.max(1);
         let end = timeline::page_end(&m, interval, from_tick, frames);
-        let events: Vec<StoredEvent> = self
+        let bodies: Vec<String> = self
             .read(
                 "a timeline",
-                "SELECT seq, tick, kind, player, body FROM events
-                 WHERE match_id = ?1 AND tick <= ?2 ORDER BY seq",
+                "SELECT body FROM event_blocks WHERE match_id = ?1 AND first_tick <= ?2
+                 ORDER BY block",
                 &[match_id.into(), end.into()],
             )?
             .into_iter()
-            .map(|r| StoredEvent {
-                seq: r.count(0),
-                tick: r.count(1),
-                kind: r.text(2),
-                player: r.opt_int(3).and_then(|p| u32::try_from(p).ok()),
-                body: r.text(4),
-            })
+            .map(|r| r.text(0))
             .collect();
+        let events = blocks::read_events(bodies.iter().map(String::as_str), end);
         Ok(Some(timeline::build(
             &m, interval, from_tick, frames, events,
         )))
     }
 
     fn rejections(&mut self, f: &RejectionFilter) -> Result<Page<Rejected>, StoreError> {
-        let items: Vec<Rejected> = self
-            .read(
+        let from = f.from_unix_ms.unwrap_or(0);
+        let to = f.to_unix_ms.unwrap_or(u64::MAX);
+        let need = f.offset.saturating_add(u64::from(f.limit) + 1);
+        // Blocks are read in the order of their first rejection's time, a page at a time,
+        // until the rejections before the next unread block's first are enough: none after
+        // it can come before them. A block spans less than one window, so one holding a
+        // rejection at or after `from` starts after `from - window`.
+        let lower = from.saturating_sub(blocks::REJECTION_WINDOW_MS - 1);
+        let mut found: Vec<blocks::Ordered> = Vec::new();
+        let mut read: u64 = 0;
+        loop {
+            let rows = self.read(
                 "rejections",
-                "SELECT match_id, tick, player, name, command_id, rule, detail, command, at_ms
-                 FROM rejections
+                "SELECT match_id, player, name, rule, first_at_ms, body FROM rejection_blocks
                  WHERE (CAST(?1 AS TEXT) IS NULL OR name = ?1)
                    AND (CAST(?2 AS TEXT) IS NULL OR rule = ?2)
                    AND (CAST(?3 AS BIGINT) IS NULL OR match_id = ?3)
-                   AND at_ms >= ?4 AND at_ms < ?5
-                 ORDER BY at_ms, match_id, tick, ord LIMIT ?6 OFFSET ?7",
+                   AND first_at_ms >= ?4 AND first_at_ms < ?5 AND last_at_ms >= ?6
+                 ORDER BY first_at_ms, match_id, window_ms, player, name, rule
+                 LIMIT ?7 OFFSET ?8",
                 &[
                     f.player.as_ref().into(),
                     f.rule.as_ref().into(),
                     f.match_id.into(),
-                    f.from_unix_ms.unwrap_or(0).into(),
-                    f.to_unix_ms.unwrap_or(u64::MAX).into(),
-                    (f.limit + 1).into(),
-                    f.offset.into(),
+                    lower.into(),
+                    to.into(),
+                    from.into(),
+                    REJECTION_BLOCKS_PER_READ.into(),
+                    read.into(),
                 ],
-            )?
-            .iter()
-            .map(|r| Rejected {
-                match_id: r.count(0),
-                tick: r.count(1),
-                player: u32::try_from(r.int(2)).unwrap_or(0),
-                name: r.opt_text(3),
-                command_id: u32::try_from(r.int(4)).unwrap_or(0),
-                rule: r.text(5),
-                detail: r.text(6),
-                command: r.json(7),
-                at_unix_ms: r.count(8),
-            })
+            )?;
+            read += rows.len() as u64;
+            let frontier = (rows.len() as u64 == REJECTION_BLOCKS_PER_READ)
+                .then(|| rows.last().map_or(0, |r| r.count(4)));
+            for r in &rows {
+                found.extend(blocks::read_rejections(
+                    &blocks::StoredRejections {
+                        match_id: r.count(0),
+                        player: u32::try_from(r.int(1)).unwrap_or(0),
+                        name: r.text(2),
+                        rule: r.text(3),
+                        body: r.text(5),
+                    },
+                    from,
+                    to,
+                ));
+            }
+            let Some(frontier) = frontier else { break };
+            let settled = found.iter().filter(|(k, _)| k.0 < frontier).count() as u64;
+            if settled >= need {
+                break;
+            }
+        }
+        found.sort_by_key(|(k, _)| *k);
+        let items = found
+            .into_iter()
+            .skip(usize::try_from(f.offset).unwrap_or(usize::MAX))
+            .map(|(_, r)| r)
             .collect();
         Ok(page(items, f.offset, f.limit))
     }
@@ -1014,5 +1062,152 @@ impl Queries for SqlStore {
             })
             .collect();
         Ok(page(items, offset, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MatchRows, RejectionRow};
+    use tickforge_protocol::{GameConfig, MatchId, ReplayHeader};
+
+    fn model(match_id: u64, created: u64) -> MatchModel {
+        MatchModel::new(&ReplayHeader {
+            format_version: 1,
+            protocol_version: 2,
+            game: "arena".into(),
+            rules_version: 1,
+            match_id: MatchId(match_id),
+            seed: 1,
+            tick_rate_hz: 60,
+            config: GameConfig::default_for("arena").expect("arena"),
+            created_at_unix_ms: created,
+            snapshot_every_ticks: 0,
+            hash_parts: vec![],
+        })
+    }
+
+    /// Rejections of two matches, three players, two rules, spread over several windows and
+    /// committed in uneven batches; every filter, read a page at a time, gives exactly the
+    /// rejections a sort of them all gives.
+    #[test]
+    fn the_audit_trail_from_blocks_equals_a_sort_of_every_rejection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store =
+            SqlStore::open(&Target::Sqlite(dir.path().join("r.sqlite"))).expect("opens");
+        let mut all: Vec<(u64, RejectionRow)> = Vec::new();
+        for (match_id, created) in [(7u64, 1_000_000u64), (8, 1_004_321)] {
+            let m = model(match_id, created);
+            let mut rows: Vec<RejectionRow> = Vec::new();
+            for tick in 1..=3_000u64 {
+                let players: &[u32] = match tick % 5 {
+                    0 => &[1, 2, 3],
+                    1 | 3 => &[2],
+                    _ => &[],
+                };
+                for (ord, &player) in players.iter().enumerate() {
+                    rows.push(RejectionRow {
+                        tick,
+                        ord: ord as u32,
+                        player,
+                        name: (tick > 100).then(|| format!("p{player}")),
+                        command_id: tick as u32,
+                        rule: if (tick + u64::from(player)) % 3 == 0 {
+                            "rate"
+                        } else {
+                            "cooldown"
+                        }
+                        .into(),
+                        detail: format!("tick {tick}"),
+                        command: "{\"fire\":{\"dx\":1,\"dy\":0}}".into(),
+                        at_unix_ms: m.time_of(tick),
+                    });
+                }
+            }
+            // Batches end on a tick's end, as the projector's do.
+            let mut at = 0;
+            for size in [1usize, 37, 400, 3, 900].iter().cycle() {
+                if at == rows.len() {
+                    break;
+                }
+                let mut end = (at + size).min(rows.len());
+                while end < rows.len() && rows[end].tick == rows[end - 1].tick {
+                    end += 1;
+                }
+                let part = MatchRows {
+                    rejections: rows[at..end].to_vec(),
+                    ..MatchRows::default()
+                };
+                store
+                    .commit(&[MatchCommit {
+                        model: &m,
+                        rows: &part,
+                    }])
+                    .expect("commits");
+                at = end;
+            }
+            all.extend(rows.into_iter().map(|r| (match_id, r)));
+        }
+        all.sort_by_key(|(m, r)| (r.at_unix_ms, *m, r.tick, r.ord));
+        let filters = [
+            RejectionFilter::default(),
+            RejectionFilter {
+                player: Some("p2".into()),
+                ..Default::default()
+            },
+            RejectionFilter {
+                rule: Some("rate".into()),
+                ..Default::default()
+            },
+            RejectionFilter {
+                match_id: Some(8),
+                ..Default::default()
+            },
+            RejectionFilter {
+                player: Some("p3".into()),
+                rule: Some("cooldown".into()),
+                from_unix_ms: Some(1_012_345),
+                to_unix_ms: Some(1_031_000),
+                ..Default::default()
+            },
+        ];
+        for f in filters {
+            let expected: Vec<(u64, u64, u32)> = all
+                .iter()
+                .filter(|(m, r)| {
+                    f.player.as_ref().is_none_or(|p| r.name.as_ref() == Some(p))
+                        && f.rule.as_ref().is_none_or(|x| &r.rule == x)
+                        && f.match_id.is_none_or(|x| x == *m)
+                        && f.from_unix_ms.is_none_or(|t| r.at_unix_ms >= t)
+                        && f.to_unix_ms.is_none_or(|t| r.at_unix_ms < t)
+                })
+                .map(|(m, r)| (*m, r.tick, r.player))
+                .collect();
+            assert!(expected.len() > 100, "{f:?}");
+            for limit in [1_000u32, 97] {
+                let mut got = Vec::new();
+                let mut offset = 0;
+                loop {
+                    let page = store
+                        .rejections(&RejectionFilter {
+                            limit,
+                            offset,
+                            ..f.clone()
+                        })
+                        .expect("reads");
+                    for r in &page.items {
+                        assert_eq!(r.detail, format!("tick {}", r.tick));
+                        assert_eq!(r.command["fire"]["dx"], 1);
+                        got.push((r.match_id, r.tick, r.player));
+                    }
+                    match page.next_offset {
+                        Some(next) => offset = next,
+                        None => break,
+                    }
+                }
+                // A tick's players are in their order within it.
+                assert_eq!(got, expected, "{f:?}, pages of {limit}");
+            }
+        }
     }
 }

@@ -49,25 +49,29 @@ impl Sqlite {
     /// Open (creating if need be) the file at `path` to write.
     pub fn open(path: &Path) -> Result<Sqlite, StoreError> {
         let conn = Connection::open(path).map_err(|e| opening(path, &e))?;
-        Sqlite::configure(path, conn)
+        Sqlite::configure(path, conn, true)
     }
 
     /// Open the file at `path` for queries only (it must exist).
     pub fn open_read_only(path: &Path) -> Result<Sqlite, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| opening(path, &e))?;
-        Sqlite::configure(path, conn)
+        Sqlite::configure(path, conn, false)
     }
 
-    fn configure(path: &Path, conn: Connection) -> Result<Sqlite, StoreError> {
+    /// `writer`: the connection that writes sets the file's journal (a reader takes it as the
+    /// file has it: a bulk load leaves a rollback journal until the next writer opens it).
+    fn configure(path: &Path, conn: Connection, writer: bool) -> Result<Sqlite, StoreError> {
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| opening(path, &e))?;
         conn.set_prepared_statement_cache_capacity(64);
         // WAL: readers never wait for the writer. NORMAL: a commit survives the process's
         // death (kill -9); after a power loss the last commits may be gone, and are
         // projected again from the log, checkpoint and rows together.
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-            .map_err(|e| opening(path, &e))?;
+        if writer {
+            conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+                .map_err(|e| opening(path, &e))?;
+        }
         Ok(Sqlite {
             path: path.to_path_buf(),
             describe: path.display().to_string(),
@@ -105,13 +109,14 @@ impl Database for Sqlite {
         self.batch("BEGIN IMMEDIATE")
     }
 
-    /// No fsync (a commit is in the operating system's cache when the process dies, so a
-    /// kill -9 loses nothing; a power loss may take the last commits, and the load is run
-    /// again), the WAL folded into the file once per 64 MiB rather than per 4 MiB, and a larger
-    /// page cache.
+    /// A rollback journal instead of the WAL (new pages are written once, not to the WAL and
+    /// then again into the file; the next writer to open the file, such as the server, puts
+    /// it back in WAL mode), no fsync (a commit is in the operating system's cache when the
+    /// process dies, so a kill -9 loses nothing; a power loss may take the last commits, and
+    /// the load is run again), and a larger page cache.
     fn bulk(&mut self) -> Result<(), DbError> {
         self.batch(
-            "PRAGMA synchronous = OFF; PRAGMA wal_autocheckpoint = 16384; PRAGMA cache_size = -65536;",
+            "PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF; PRAGMA cache_size = -65536;",
         )
     }
 

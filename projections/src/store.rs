@@ -8,7 +8,8 @@ use crate::query::{
 
 /// The version of the tables. A database of another version is rebuilt, never migrated:
 /// `tickforge-replay project --rebuild` (docs/QUERIES.md, "Changing a read model").
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 stores events and rejections in blocks (`event_blocks`, `rejection_blocks`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A database error, with what was being done. `transient` errors (the database is down,
 /// busy or unreachable) are retried with backoff; the others stop the projector.
